@@ -1,0 +1,33 @@
+"""Rebuild a trained model from a checkpoint alone (it carries its resolved config and τ)."""
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from siamese.modules import SiameseModule
+
+CONFIG_KEY = "siamese_config"  # where every checkpoint of this package keeps its resolved config
+
+
+def load_checkpoint(path: str | Path) -> tuple[SiameseModule, DictConfig]:
+    """The module in eval mode, with its weights, pixel statistics and threshold τ, and its config."""
+    from siamese.train import build_module
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise ValueError(f"checkpoint {path} could not be read: {err}") from err
+    if not isinstance(ckpt, dict) or CONFIG_KEY not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(
+            f"{path} is not a checkpoint of a siamese run (no '{CONFIG_KEY}' in it); "
+            "use the last.ckpt or best.ckpt of a run folder"
+        )
+    cfg = OmegaConf.create(ckpt[CONFIG_KEY])
+    state = ckpt["state_dict"]
+    module = build_module(cfg, state["pixel_mean"], state["pixel_std"])
+    module.load_state_dict(state)
+    return module.eval(), cfg

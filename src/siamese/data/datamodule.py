@@ -1,0 +1,128 @@
+"""The LightningDataModule: one in-memory data set, split, and batches of sampled index tuples."""
+
+from collections.abc import Callable, Iterator
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from siamese.data.imageset import ImageSet
+from siamese.data.samplers import PairSampler
+from siamese.data.splits import SPLITS, split_indices
+
+Batch = dict[str, Tensor]  # {"images": (B, T, C, H, W) uint8, "labels": (B, T) int64}
+
+
+class TupleBatches(IterableDataset):
+    """`steps` training batches; each is gathered with one indexing operation."""
+
+    def __init__(self, data: ImageSet, sampler, batch_size: int, steps: int):
+        self.data, self.sampler, self.batch_size, self.steps = data, sampler, batch_size, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[Batch]:
+        for _ in range(self.steps):
+            idx = self.sampler.sample(self.batch_size)
+            yield {"images": self.data.images[idx], "labels": self.data.labels[idx]}
+
+
+class SplitBatches(IterableDataset):
+    """A whole split in order, for embedding it once per evaluation."""
+
+    def __init__(self, data: ImageSet, batch_size: int):
+        self.data, self.batch_size = data, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.data) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for start in range(0, len(self.data), self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            yield {"images": self.data.images[sl, None], "labels": self.data.labels[sl, None]}
+
+
+class SiameseDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        source: Callable[[], ImageSet],
+        sampler: Callable[..., object] | None = None,
+        channels: int = 3,
+        image_size: int = 32,
+        batch_size: int = 64,
+        steps_per_epoch: int = 100,
+        eval_batch_size: int = 512,
+        eval_pairs: int = 2000,
+        split: dict[str, float] | None = None,
+        split_by: str = "classes",
+        split_seed: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.source, self.make_sampler = source, sampler
+        self.channels, self.image_size = channels, image_size
+        self.batch_size, self.steps_per_epoch = batch_size, steps_per_epoch
+        self.eval_batch_size, self.eval_pairs = eval_batch_size, eval_pairs
+        self.split = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
+        self.split_by, self.split_seed = split_by, split_seed
+        self.generator = torch.Generator().manual_seed(seed)
+        self.splits: dict[str, ImageSet] = {}
+        self.pairs: dict[str, Tensor] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        data = self.source()
+        expected = (self.channels, self.image_size, self.image_size)
+        if tuple(data.images.shape[1:]) != expected:
+            raise ValueError(
+                f"data.channels/data.image_size say images are {expected}, the source "
+                f"gives {tuple(data.images.shape[1:])}"
+            )
+        index = split_indices(data.labels, self.split, self.split_by, self.split_seed)
+        self.splits = {s: data.subset(index[s]) for s in SPLITS}
+        if self.make_sampler is not None:  # evaluation-only use needs none
+            self.sampler = self.make_sampler(
+                labels=self.splits["train"].labels, generator=self.generator
+            )
+        # fixed by the split seed, not the run's seed: every run is scored on the same pairs
+        for i, s in enumerate(SPLITS[1:], start=1):
+            g = torch.Generator().manual_seed(self.split_seed + 1000 * i)
+            self.pairs[s] = PairSampler(self.splits[s].labels, g).sample(self.eval_pairs)
+
+    @property
+    def tuple_size(self) -> int:
+        return self.sampler.tuple_size
+
+    @property
+    def num_train_classes(self) -> int:
+        return len(self.splits["train"].class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.splits["train"].images.shape[1:])
+
+    def pixel_stats(self) -> tuple[Tensor, Tensor]:
+        """Per-channel mean and std of the training images (in [0, 1])."""
+        x = self.splits["train"].images.float().div_(255).transpose(0, 1).flatten(1)
+        return x.mean(1), x.std(1).clamp_min(1e-3)
+
+    def train_dataloader(self) -> DataLoader:
+        batches = TupleBatches(
+            self.splits["train"], self.sampler, self.batch_size, self.steps_per_epoch
+        )
+        return DataLoader(batches, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(SplitBatches(self.splits["val"], self.eval_batch_size), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(SplitBatches(self.splits["test"], self.eval_batch_size), batch_size=None)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

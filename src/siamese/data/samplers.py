@@ -1,0 +1,128 @@
+"""Samplers that draw a whole batch of index tuples at once from a seeded torch.Generator.
+
+Each returns a (B, T) index tensor into the split's images: T = 2 (pairs), 3 (triplets) or
+1 (P×K batches for in-batch mining). Their only state is the generator, so saving and restoring it
+replays the exact same batches.
+"""
+
+import torch
+from torch import Tensor
+
+
+class ClassIndex:
+    """Samples grouped by class, for vectorised draws of 'another sample of this class'."""
+
+    def __init__(self, labels: Tensor) -> None:
+        self.order = torch.argsort(labels, stable=True)
+        self.counts = torch.bincount(labels)
+        self.offsets = torch.cumsum(self.counts, 0) - self.counts
+        self.position = torch.empty_like(self.order)
+        self.position[self.order] = torch.arange(labels.numel())  # rank of each sample in `order`
+        self.labels = labels
+        if (self.counts < 2).any():
+            small = torch.nonzero(self.counts < 2).flatten().tolist()
+            raise ValueError(
+                f"classes {small} have fewer than 2 samples: no positive pair possible"
+            )
+        if self.counts.numel() < 2:
+            raise ValueError("a split needs at least 2 classes to draw negatives")
+
+    @property
+    def num_classes(self) -> int:
+        return self.counts.numel()
+
+    def positives(self, anchors: Tensor, g: torch.Generator) -> Tensor:
+        """Another sample of each anchor's class (never the anchor itself)."""
+        cls = self.labels[anchors]
+        within = self.position[anchors] - self.offsets[cls]
+        r = (torch.rand(anchors.shape, generator=g) * (self.counts[cls] - 1)).long()
+        r = r + (r >= within).long()  # skip the anchor's own slot
+        return self.order[self.offsets[cls] + r]
+
+    def negatives(self, anchors: Tensor, g: torch.Generator) -> Tensor:
+        """A sample of a class other than each anchor's, classes drawn uniformly."""
+        cls = self.labels[anchors]
+        other = torch.randint(self.num_classes - 1, anchors.shape, generator=g)
+        other = other + (other >= cls).long()
+        return self.members(other, g)
+
+    def members(self, classes: Tensor, g: torch.Generator) -> Tensor:
+        r = (torch.rand(classes.shape, generator=g) * self.counts[classes]).long()
+        return self.order[self.offsets[classes] + r]
+
+
+class PairSampler:
+    """(x1, x2) pairs: a fraction `positive_fraction` of same-class pairs, the rest different-class."""
+
+    tuple_size = 2
+
+    def __init__(self, labels: Tensor, generator: torch.Generator, positive_fraction: float = 0.5):
+        if not 0.0 < positive_fraction < 1.0:
+            raise ValueError(
+                f"sampler.positive_fraction must be in (0, 1), got {positive_fraction}"
+            )
+        self.index = ClassIndex(labels)
+        self.generator = generator
+        self.positive_fraction = positive_fraction
+
+    def sample(self, batch_size: int) -> Tensor:
+        g = self.generator
+        anchors = torch.randint(self.index.labels.numel(), (batch_size,), generator=g)
+        same = torch.rand(batch_size, generator=g) < self.positive_fraction
+        second = torch.where(
+            same, self.index.positives(anchors, g), self.index.negatives(anchors, g)
+        )
+        return torch.stack([anchors, second], 1)
+
+
+class TripletSampler:
+    """(anchor, positive, negative): a positive of the anchor's class and a negative of another."""
+
+    tuple_size = 3
+
+    def __init__(self, labels: Tensor, generator: torch.Generator):
+        self.index = ClassIndex(labels)
+        self.generator = generator
+
+    def sample(self, batch_size: int) -> Tensor:
+        g = self.generator
+        anchors = torch.randint(self.index.labels.numel(), (batch_size,), generator=g)
+        return torch.stack(
+            [anchors, self.index.positives(anchors, g), self.index.negatives(anchors, g)], 1
+        )
+
+
+class PKSampler:
+    """Class-balanced batches for online mining: P classes × K samples each (batch size P·K)."""
+
+    tuple_size = 1
+
+    def __init__(self, labels: Tensor, generator: torch.Generator, samples_per_class: int = 4):
+        if samples_per_class < 2:
+            raise ValueError(f"sampler.samples_per_class must be >= 2, got {samples_per_class}")
+        self.index = ClassIndex(labels)
+        self.generator = generator
+        self.samples_per_class = samples_per_class
+
+    def sample(self, batch_size: int) -> Tensor:
+        k = self.samples_per_class
+        p = batch_size // k
+        if p < 2 or p * k != batch_size:
+            raise ValueError(
+                f"data.batch_size={batch_size} must be a multiple of sampler.samples_per_class={k} "
+                "with at least 2 classes per batch"
+            )
+        if p > self.index.num_classes:
+            raise ValueError(
+                f"data.batch_size={batch_size} asks for {p} classes per batch, "
+                f"the split has {self.index.num_classes}"
+            )
+        g = self.generator
+        classes = torch.randperm(self.index.num_classes, generator=g)[:p]
+        counts = self.index.counts[classes]
+        # K distinct samples per class (with replacement only where a class has fewer than K)
+        keys = torch.rand(p, int(counts.max()), generator=g)
+        keys[torch.arange(keys.shape[1]) >= counts[:, None]] = 2.0
+        picks = keys.argsort(1)[:, :k]
+        picks = torch.where(picks < counts[:, None], picks, picks % counts[:, None])
+        return self.index.order[self.index.offsets[classes, None] + picks].reshape(-1, 1)

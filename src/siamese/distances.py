@@ -1,0 +1,43 @@
+"""Distances between embeddings, shared by the losses and the metrics so both measure the same d."""
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+Distance = Literal["euclidean", "cosine"]
+DISTANCES = ("euclidean", "cosine")
+
+# sqrt has an infinite gradient at 0: identical embeddings must not produce NaN.
+_EPS = 1e-12
+
+
+def check_distance(kind: str) -> None:
+    if kind not in DISTANCES:
+        raise ValueError(f"distance must be one of {DISTANCES}, got {kind!r}")
+
+
+def pair_distance(
+    u: Tensor, v: Tensor, kind: Distance = "euclidean", squared: bool = False
+) -> Tensor:
+    """Row-wise distance of (..., D) tensors; `squared` returns d² (for euclidean, without the sqrt)."""
+    if kind == "euclidean":
+        d2 = (u - v).pow(2).sum(-1)
+        return d2 if squared else d2.clamp_min(_EPS).sqrt()
+    d = 1.0 - torch.nn.functional.cosine_similarity(u, v, dim=-1)
+    return d.pow(2) if squared else d
+
+
+def distance_matrix(
+    x: Tensor, y: Tensor, kind: Distance = "euclidean", squared: bool = False
+) -> Tensor:
+    """All distances between rows of x (N, D) and rows of y (M, D): an (N, M) matrix."""
+    if kind == "euclidean":
+        d2 = (
+            x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) - 2.0 * x @ y.T
+        ).clamp_min(0.0)
+        return d2 if squared else d2.clamp_min(_EPS).sqrt()
+    xn = torch.nn.functional.normalize(x, dim=1)
+    yn = torch.nn.functional.normalize(y, dim=1)
+    d = 1.0 - xn @ yn.T
+    return d.pow(2) if squared else d

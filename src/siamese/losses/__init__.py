@@ -1,0 +1,24 @@
+"""Losses of the Siamese models: one signature, forward(embeddings (B, T, D), labels (B, T))."""
+
+from siamese.losses.base import LossOutput, SiameseLoss
+from siamese.losses.contrastive import ContrastiveLoss
+from siamese.losses.mined import (
+    ContrastiveAllPairsLoss,
+    TripletBatchAllLoss,
+    TripletBatchHardLoss,
+    TripletSemiHardLoss,
+)
+from siamese.losses.sdrn import SDRNLoss
+from siamese.losses.triplet import TripletLoss
+
+__all__ = [
+    "ContrastiveAllPairsLoss",
+    "ContrastiveLoss",
+    "LossOutput",
+    "SDRNLoss",
+    "SiameseLoss",
+    "TripletBatchAllLoss",
+    "TripletBatchHardLoss",
+    "TripletLoss",
+    "TripletSemiHardLoss",
+]

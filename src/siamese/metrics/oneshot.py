@@ -1,0 +1,80 @@
+"""N-way one-shot accuracy (Koch, Zemel, Salakhutdinov 2015)."""
+
+import torch
+from torch import Tensor
+
+from siamese.distances import Distance, check_distance, pair_distance
+
+# trials scored per block: bounds memory at _BLOCK · n_way · D
+_BLOCK = 4096
+
+
+def one_shot_accuracy(
+    embeddings: Tensor,
+    labels: Tensor,
+    n_way: int,
+    trials: int,
+    generator: torch.Generator,
+    distance: Distance = "euclidean",
+) -> float:
+    """Fraction of `trials` N-way one-shot tasks answered correctly.
+
+    A trial draws n_way distinct classes uniformly, the first (the true class) among classes with
+    ≥ 2 samples; a query from the true class; one support sample from each of the n_way classes,
+    the true class's support different from the query. It is correct when the true class's
+    support is strictly nearer the query than every other support (a tie counts as wrong).
+    Every class present is usable as a distractor. All trials are drawn at once from `generator`,
+    so the same generator state gives the same trials.
+    """
+    check_distance(distance)
+    if embeddings.ndim != 2 or labels.shape != embeddings.shape[:1]:
+        raise ValueError(
+            f"embeddings must be (N, D) and labels (N,), got {tuple(embeddings.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    if n_way < 2:
+        raise ValueError(f"n_way must be >= 2, got {n_way}")
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    _, cls, counts = torch.unique(labels.detach().cpu(), return_inverse=True, return_counts=True)
+    n_classes = counts.numel()
+    if n_way > n_classes:
+        raise ValueError(f"n_way={n_way} exceeds the number of usable classes ({n_classes})")
+    eligible = torch.nonzero(counts >= 2).squeeze(1)
+    if eligible.numel() == 0:
+        raise ValueError("one-shot needs a class with >= 2 samples (query + support), none has")
+
+    g, dev = generator, generator.device
+    counts, eligible = counts.to(dev), eligible.to(dev)
+    # samples grouped by class: the j-th sample of class c is by_class[start[c] + j]
+    by_class = torch.sort(cls, stable=True).indices.to(dev)
+    start = counts.cumsum(0) - counts
+
+    true = eligible[torch.randint(eligible.numel(), (trials,), generator=g, device=dev)]
+    # distractors: n_way − 1 distinct other classes, the smallest of random keys
+    keys = torch.rand(trials, n_classes, generator=g, device=dev)
+    keys[torch.arange(trials, device=dev), true] = 2.0
+    others = keys.topk(n_way - 1, dim=1, largest=False).indices
+    ways = torch.cat([true.unsqueeze(1), others], dim=1)  # (trials, n_way), true class first
+
+    def uniform_below(high: Tensor) -> Tensor:
+        u = torch.rand(high.shape, generator=g, device=dev, dtype=torch.float64)
+        return torch.minimum((u * high).long(), high - 1)
+
+    n_true = counts[true]
+    query = uniform_below(n_true)
+    support_true = uniform_below(n_true - 1)
+    support_true += support_true >= query  # skip the query's own slot
+    support = uniform_below(counts[ways])
+    support[:, 0] = support_true
+    query_idx = by_class[start[true] + query].to(embeddings.device)
+    support_idx = by_class[start[ways] + support].to(embeddings.device)
+
+    x = embeddings.detach()
+    x = x if x.dtype == torch.float64 else x.float()
+    correct = 0
+    for b in range(0, trials, _BLOCK):
+        qi, si = query_idx[b : b + _BLOCK], support_idx[b : b + _BLOCK]
+        d = pair_distance(x[qi].unsqueeze(1), x[si], distance)  # (block, n_way)
+        correct += int((d[:, 0] < d[:, 1:].min(1).values).sum())
+    return correct / trials

@@ -1,0 +1,123 @@
+"""LightningModules for the pair and the triplet Siamese model; the step code is written once."""
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from siamese.distances import pair_distance
+from siamese.evaluation import Evaluation
+from siamese.losses import SiameseLoss
+from siamese.models.encoder import Encoder
+
+
+class SiameseModule(pl.LightningModule):
+    """Embeds every image of a (B, T, C, H, W) batch with one shared encoder and scores the tuples
+    with the loss; evaluation embeds a whole split once and computes every metric from it."""
+
+    tuple_sizes: ClassVar[tuple[int, ...]]
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        loss: SiameseLoss,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        pixel_mean: Tensor,
+        pixel_std: Tensor,
+        scheduler: Callable[..., object] | None = None,
+        evaluation: Evaluation | None = None,
+    ):
+        super().__init__()
+        if loss.tuple_size not in self.tuple_sizes:
+            raise ValueError(
+                f"{type(loss).__name__} trains on tuples of {loss.tuple_size}, but "
+                f"{type(self).__name__} takes tuples of {self.tuple_sizes}"
+            )
+        self.encoder, self.loss = encoder, loss
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.evaluation = evaluation or Evaluation()
+        # the training split's statistics, kept with the weights so any later use sees the same input
+        self.register_buffer("pixel_mean", torch.as_tensor(pixel_mean, dtype=torch.float32))
+        self.register_buffer("pixel_std", torch.as_tensor(pixel_std, dtype=torch.float32))
+        # τ is chosen on val each epoch and travels with every checkpoint
+        self.register_buffer("threshold", torch.tensor(float("nan")))
+        self._collected: list[tuple[Tensor, Tensor]] = []
+        self.embeddings: dict[str, tuple[Tensor, Tensor]] = {}  # the last scored split's, per stage
+
+    def embed(self, images: Tensor) -> Tensor:
+        """uint8 images (..., C, H, W) → embeddings (..., D): all tuple members in one pass."""
+        lead = images.shape[:-3]
+        x = images.flatten(0, -4).float().div(255)
+        x = (x - self.pixel_mean[:, None, None]) / self.pixel_std[:, None, None]
+        return self.encoder(x).unflatten(0, lead)
+
+    def distance(self, u: Tensor, v: Tensor) -> Tensor:
+        return pair_distance(u, v, self.evaluation.distance)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        out = self.loss(self.embed(batch["images"]), batch["labels"])
+        batch_size = batch["labels"].shape[0]
+        self.log("train/loss", out.loss, batch_size=batch_size)
+        self.log_dict({f"train/{k}": v for k, v in out.parts.items()}, batch_size=batch_size)
+        return out.loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._collected.append((self.embed(batch["images"])[:, 0], batch["labels"][:, 0]))
+
+    test_step = validation_step
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._score("val", threshold=None)
+        self.threshold.fill_(metrics["threshold"])
+
+    def on_test_epoch_end(self) -> None:
+        self._score("test", threshold=float(self.threshold))
+
+    def _score(self, stage: str, threshold: float | None) -> dict[str, float]:
+        if self.trainer.sanity_checking:  # a partial split: nothing meaningful to score
+            self._collected.clear()
+            return {"threshold": float("nan")}
+        embeddings = torch.cat([e for e, _ in self._collected]).cpu()
+        labels = torch.cat([y for _, y in self._collected]).cpu()
+        self._collected.clear()
+        self.embeddings[stage] = (embeddings, labels)
+        metrics = self.evaluation(
+            embeddings, labels, self.trainer.datamodule.pairs[stage], threshold
+        )
+        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()})
+        return metrics
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
+
+
+class PairSiameseModule(SiameseModule):
+    """(x1, x2) → (f(x1), f(x2), d). Also trains on P×K batches (all in-batch pairs)."""
+
+    tuple_sizes = (2, 1)
+
+    def forward(self, x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        f1, f2 = self.embed(torch.stack([x1, x2], 1)).unbind(1)
+        return f1, f2, self.distance(f1, f2)
+
+
+class TripletSiameseModule(SiameseModule):
+    """(a, p, n) → (f(a), f(p), f(n)). Also trains on P×K batches (in-batch mined triplets)."""
+
+    tuple_sizes = (3, 1)
+
+    def forward(self, a: Tensor, p: Tensor, n: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        fa, fp, fn = self.embed(torch.stack([a, p, n], 1)).unbind(1)
+        return fa, fp, fn
+
+
+__all__ = ["PairSiameseModule", "SiameseModule", "TripletSiameseModule"]

@@ -1,0 +1,70 @@
+"""metrics.json: what a run measured, how it ended, and what it ran with."""
+
+import json
+import platform
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.json"
+
+
+def versions() -> dict[str, str]:
+    import hydra
+    import pytorch_lightning
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pytorch_lightning": pytorch_lightning.__version__,
+        "hydra": hydra.__version__,
+    }
+
+
+class RunRecord:
+    """Written when the run starts (status running) and again when it ends, completed or failed."""
+
+    def __init__(self, run_dir: Path, info: dict[str, Any]):
+        self.path = Path(run_dir) / METRICS_FILE
+        if self.path.exists():
+            raise FileExistsError(f"{self.path} already exists: a run folder is never reused")
+        self.start = time.time()
+        self.data: dict[str, Any] = {
+            "status": "running",
+            "error": None,
+            **info,
+            "versions": versions(),
+            "metrics": {},
+            "times": {},
+        }
+        self.write()
+
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=False, default=float) + "\n")
+        tmp.replace(self.path)  # atomic: a reader never sees half a file
+
+    def update(self, **values: Any) -> None:
+        for key, value in values.items():
+            if isinstance(value, dict) and isinstance(self.data.get(key), dict):
+                self.data[key].update(value)
+            else:
+                self.data[key] = value
+        self.write()
+
+    def complete(self) -> None:
+        self.update(status="completed", times={"total_s": time.time() - self.start})
+
+    def fail(self, err: BaseException) -> None:
+        self.update(
+            status="failed",
+            times={"total_s": time.time() - self.start},
+            error={
+                "type": type(err).__name__,
+                "message": str(err),
+                "traceback": "".join(traceback.format_exception(err)),
+            },
+        )

@@ -1,0 +1,175 @@
+"""Train one run from a composed config: build everything, fit, test, write metrics.json."""
+
+import logging
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
+from siamese.checkpoint import CONFIG_KEY
+from siamese.config import ConfigValueError, register, validate
+from siamese.data import SiameseDataModule
+from siamese.evaluation import Evaluation, embed_split
+from siamese.metrics import retrieval_metrics
+from siamese.models.encoder import Encoder
+from siamese.modules import SiameseModule
+from siamese.record import RunRecord
+
+register()
+log = logging.getLogger(__name__)
+
+
+def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
+    """The data module (set up) and the LightningModule that a config describes."""
+    datamodule = instantiate(cfg.data, sampler=instantiate(cfg.sampler), seed=cfg.seed)
+    datamodule.setup("fit")
+    # keys a config leaves null are filled from the data (the sdrn discriminator's classes), and
+    # written back so that the saved config and every checkpoint rebuild the same model
+    for key, value in {"num_classes": datamodule.num_train_classes}.items():
+        if key in cfg.loss and cfg.loss[key] is None:
+            cfg.loss[key] = value
+    module = build_module(cfg, *datamodule.pixel_stats())
+    if datamodule.tuple_size != module.loss.tuple_size:
+        raise ConfigValueError(
+            f"sampler draws tuples of {datamodule.tuple_size} but loss "
+            f"{type(module.loss).__name__} takes tuples of {module.loss.tuple_size}: "
+            "choose loss= alone, it brings its sampler"
+        )
+    return datamodule, module
+
+
+def build_module(
+    cfg: DictConfig, pixel_mean: torch.Tensor, pixel_std: torch.Tensor
+) -> SiameseModule:
+    encoder = Encoder(instantiate(cfg.backbone), cfg.embedding.dim, cfg.embedding.l2_normalize)
+    evaluation = Evaluation(
+        distance=cfg.embedding.distance,
+        recall_ks=tuple(cfg.evaluation.recall_ks),
+        one_shot_ways=tuple(cfg.evaluation.one_shot_ways),
+        one_shot_trials=cfg.evaluation.one_shot_trials,
+        chunk_size=cfg.evaluation.chunk_size,
+        seed=cfg.data.split_seed,
+    )
+    # built as a partial, then called: Hydra would turn the Evaluation dataclass into a config
+    return instantiate(cfg.model, _partial_=True)(
+        encoder=encoder,
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.scheduler else None,
+        evaluation=evaluation,
+        pixel_mean=pixel_mean,
+        pixel_std=pixel_std,
+    )
+
+
+class ConfigInCheckpoint(Callback):
+    """Stores the resolved config in every checkpoint, so a checkpoint alone rebuilds its model."""
+
+    def __init__(self, cfg: DictConfig):
+        self.config = OmegaConf.to_container(cfg, resolve=True)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[CONFIG_KEY] = self.config
+
+
+def make_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
+    logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
+    checkpoints = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor=cfg.evaluation.monitor,
+        mode=cfg.evaluation.mode,
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    return instantiate(
+        cfg.trainer,
+        logger=logger,
+        default_root_dir=str(run_dir),
+        callbacks=[checkpoints, ConfigInCheckpoint(cfg)],
+    )
+
+
+def refuse_ddp_in_sweep(cfg: DictConfig) -> None:
+    strategy = str(cfg.trainer.strategy)
+    if (
+        HydraConfig.get().mode == RunMode.MULTIRUN
+        and strategy.startswith("ddp")
+        and strategy != "ddp_spawn"
+    ):
+        raise ConfigValueError(
+            f"trainer.strategy={strategy} cannot run under -m: Lightning starts each DDP process "
+            "by re-running the command line, which would re-run the whole sweep. Use "
+            "trainer.strategy=ddp_spawn in a sweep, or run a multi-GPU job on its own without -m."
+        )
+
+
+def run_info(cfg: DictConfig, run_dir: Path) -> dict:
+    hc = HydraConfig.get()
+    choices = {
+        k: v
+        for k, v in hc.runtime.choices.items()
+        if not k.startswith(("hydra/", "schema")) and v is not None
+    }
+    return {
+        "name": cfg.name,
+        "seed": cfg.seed,
+        "choices": choices,
+        "overrides": list(hc.overrides.task),
+        "run_dir": str(run_dir),
+    }
+
+
+def train(cfg: DictConfig) -> float:
+    """One run in Hydra's output folder; returns the monitored metric (for sweepers)."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    record = RunRecord(run_dir, run_info(cfg, run_dir))
+    try:
+        validate(cfg)
+        refuse_ddp_in_sweep(cfg)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        datamodule, module = build(cfg)
+        test = datamodule.splits["test"]
+        untrained = retrieval_metrics(
+            *embed_split(module, test), ks=(1,), distance=cfg.embedding.distance
+        )["p_at_1"]
+        trainer = make_trainer(cfg, run_dir)
+        start = time.time()
+        trainer.fit(module, datamodule)
+        train_s = time.time() - start
+        ckpt = cfg.evaluation.test_on
+        (val,) = trainer.validate(module, datamodule, ckpt_path=ckpt, verbose=False)
+        (test,) = trainer.test(module, datamodule, ckpt_path=ckpt, verbose=False)
+        metrics = {k: float(v) for k, v in (val | test).items()}
+        metrics["test/p_at_1_untrained"] = untrained
+        embeddings, labels = module.embeddings["test"]
+        torch.save({"embeddings": embeddings, "labels": labels}, run_dir / "test_embeddings.pt")
+        images = trainer.global_step * datamodule.batch_size * datamodule.tuple_size
+        record.update(
+            metrics=metrics,
+            threshold=float(module.threshold),
+            checkpoint=ckpt,
+            times={"train_s": train_s},
+            throughput={"train_images_per_s": images / train_s},
+        )
+        record.complete()
+    except BaseException as err:
+        record.fail(err)
+        raise
+    log.info(
+        "test P@1 %.3f (untrained encoder %.3f), AUC %.3f, τ %.3f, trained in %.0f s; %s",
+        metrics["test/p_at_1"],
+        untrained,
+        metrics["test/auc"],
+        float(module.threshold),
+        train_s,
+        run_dir,
+    )
+    return metrics[cfg.evaluation.monitor]

@@ -1,0 +1,100 @@
+"""Every config file composes and builds; bad input fails at start, naming the key."""
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+from siamese.config import ConfigValueError, validate
+from siamese.train import build
+from tests.conftest import options
+
+GROUPS = [
+    "data",
+    "backbone",
+    "normalization",
+    "loss",
+    "sampler",
+    "model",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "logger",
+    "experiment",
+]
+CASES = [(g, o) for g in GROUPS for o in options(g)]
+
+
+def test_every_group_has_options():
+    assert all(options(g) for g in GROUPS)
+
+
+@pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
+def test_every_option_composes_validates_and_builds(make_config, group, option):
+    overrides = [f"{group}={option}"]
+    if group == "sampler":  # a sampler must match its loss's tuples
+        loss = {"pair": "contrastive", "triplet": "triplet", "pk": "triplet_batch_hard"}[option]
+        overrides.append(f"loss={loss}")
+    if group == "model":
+        overrides.append(f"loss={'contrastive' if option == 'pair' else 'triplet'}")
+    cfg = make_config(*overrides)
+    validate(cfg)
+    if group == "trainer" and cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        pytest.skip("no GPU here: composed and validated only")
+    if group == "logger":
+        assert (
+            instantiate(cfg.logger, save_dir="unused") if cfg.logger else None
+        ) is not None or option == "none"
+        return
+    datamodule, module = build(cfg)
+    batch = next(iter(datamodule.train_dataloader()))
+    out = module.loss(module.embed(batch["images"]), batch["labels"])
+    assert torch.isfinite(out.loss)
+    module.configure_optimizers()
+
+
+@pytest.mark.parametrize(
+    ("loss", "model", "sampler"),
+    [
+        ("triplet", "TripletSiameseModule", "TripletSampler"),
+        ("contrastive", "PairSiameseModule", "PairSampler"),
+        ("sdrn", "PairSiameseModule", "PairSampler"),
+        ("triplet_batch_hard", "TripletSiameseModule", "PKSampler"),
+    ],
+)
+def test_a_loss_brings_its_model_and_sampler(make_config, loss, model, sampler):
+    cfg = make_config(f"loss={loss}")
+    assert cfg.model._target_.endswith(model) and cfg.sampler._target_.endswith(sampler)
+
+
+def test_sprn_and_sdrn_differ_only_in_loss_sampler_model_and_name(make_config):
+    sprn, sdrn = make_config("experiment=sprn"), make_config("experiment=sdrn")
+    differ = {k for k in sprn if sprn[k] != sdrn[k]}
+    assert differ == {"loss", "sampler", "model", "name"}
+    assert sprn.backbone._target_.endswith("TwoBranch")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=abc", "optimizer.lr"),
+        ("loss.margin=-1", "loss.margin must be > 0, got -1.0"),
+        ("trainer.max_epochs=0", "trainer.max_epochs must be > 0, got 0"),
+        ("data.batch_size=0", "data.batch_size must be > 0"),
+        ("embedding.distance=manhattan", "embedding.distance must be"),
+        ("normalization.layer=instancenorm", "normalization.layer must be one of"),
+        ("loss.marg=1", "Key 'marg' not in"),
+        ("seed=abc", "seed"),
+        ("loss=tripplet", "Could not find 'loss/tripplet'"),
+    ],
+)
+def test_bad_override_fails_at_start_naming_the_key(make_config, override, message):
+    with pytest.raises((ConfigCompositionException, ConfigValueError)) as err:
+        validate(make_config(override))
+    text = str(err.value) + str(err.value.__cause__)
+    assert message in text
+
+
+def test_sampler_that_does_not_match_the_loss_is_refused(make_config):
+    with pytest.raises(ValueError, match="sampler draws tuples of 2 but loss TripletLoss"):
+        build(make_config("loss=triplet", "sampler=pair"))

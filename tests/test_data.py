@@ -1,0 +1,123 @@
+"""The embedded data set, the class split and the samplers."""
+
+import functools
+
+import pytest
+import torch
+
+from siamese.data import PairSampler, PKSampler, SiameseDataModule, SyntheticGlyphs, TripletSampler
+from siamese.data.splits import split_indices
+
+SMALL = SyntheticGlyphs(num_classes=12, samples_per_class=6, image_size=16)
+
+
+def make_datamodule(sampler=PairSampler, seed=0, **kwargs) -> SiameseDataModule:
+    dm = SiameseDataModule(
+        source=SMALL,
+        sampler=functools.partial(sampler),
+        batch_size=8,
+        eval_pairs=50,
+        seed=seed,
+        image_size=16,
+        **kwargs,
+    )
+    dm.setup()
+    return dm
+
+
+def test_synthetic_data_is_deterministic_uint8_and_seeded():
+    a, b = SMALL(), SMALL()
+    assert a.images.dtype == torch.uint8 and a.images.shape == (72, 3, 16, 16)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    other = SyntheticGlyphs(num_classes=12, samples_per_class=6, image_size=16, seed=1)()
+    assert not torch.equal(a.images, other.images)
+    assert torch.bincount(a.labels).tolist() == [6] * 12
+
+
+def test_samples_of_a_class_differ_but_resemble_each_other():
+    data = SyntheticGlyphs(num_classes=10, samples_per_class=10, image_size=24)()
+    x = data.images.float().flatten(1)
+    assert not torch.equal(x[0], x[1])  # distorted, not copies
+    d = torch.cdist(x, x)
+    same = data.labels[:, None] == data.labels[None]
+    off_diag = ~torch.eye(len(x), dtype=torch.bool)
+    assert d[same & off_diag].mean() < d[~same].mean()
+
+
+def test_pair_sampler_labels_match_what_pairs_claim():
+    labels = SMALL().labels
+    sampler = PairSampler(labels, torch.Generator().manual_seed(0), positive_fraction=0.3)
+    pairs = sampler.sample(4000)
+    same = labels[pairs[:, 0]] == labels[pairs[:, 1]]
+    assert (pairs[:, 0] != pairs[:, 1]).all()  # a positive is never the anchor itself
+    assert abs(same.float().mean().item() - 0.3) < 0.03
+
+
+def test_triplet_sampler_gives_anchor_positive_negative():
+    labels = SMALL().labels
+    t = TripletSampler(labels, torch.Generator().manual_seed(0)).sample(2000)
+    assert (labels[t[:, 0]] == labels[t[:, 1]]).all()
+    assert (t[:, 0] != t[:, 1]).all()
+    assert (labels[t[:, 0]] != labels[t[:, 2]]).all()
+    assert set(labels[t[:, 2]].tolist()) == set(labels.tolist())  # every class is drawn as negative
+
+
+def test_pk_sampler_gives_p_classes_of_k_distinct_samples():
+    labels = SMALL().labels
+    idx = PKSampler(labels, torch.Generator().manual_seed(0), samples_per_class=3).sample(12)
+    assert idx.shape == (12, 1)
+    per_class = labels[idx[:, 0]].view(4, 3)
+    assert (per_class == per_class[:, :1]).all() and per_class[:, 0].unique().numel() == 4
+    assert idx.unique().numel() == 12
+    with pytest.raises(ValueError, match="data.batch_size=10 must be a multiple"):
+        PKSampler(labels, torch.Generator(), samples_per_class=3).sample(10)
+
+
+def test_sampler_generator_state_replays_the_same_batches():
+    dm = make_datamodule(TripletSampler)
+    state = dm.state_dict()
+    first = [b["images"] for b in dm.train_dataloader()]
+    dm.load_state_dict(state)
+    again = [b["images"] for b in dm.train_dataloader()]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_batches_are_uint8_tuples_with_their_labels():
+    dm = make_datamodule(TripletSampler)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["images"].shape == (8, 3, 3, 16, 16) and batch["images"].dtype == torch.uint8
+    assert batch["labels"].shape == (8, 3)
+    assert (batch["labels"][:, 0] == batch["labels"][:, 1]).all()
+
+
+def test_class_split_is_open_set_and_fixed_by_the_split_seed():
+    a, b = make_datamodule(seed=0), make_datamodule(seed=1)  # run seeds differ
+    names = {s: set(a.splits[s].class_names) for s in ("train", "val", "test")}
+    assert not names["train"] & names["test"] and not names["train"] & names["val"]
+    assert not names["val"] & names["test"]
+    for s in ("val", "test"):
+        assert torch.equal(a.pairs[s], b.pairs[s])
+        assert torch.equal(a.splits[s].images, b.splits[s].images)
+    # labels of each split are renumbered from 0 (the sdrn discriminator indexes them)
+    assert a.splits["train"].labels.max() + 1 == len(names["train"])
+
+
+def test_sample_split_keeps_every_class_everywhere():
+    labels = SMALL().labels
+    index = split_indices(labels, {"train": 0.5, "val": 0.25, "test": 0.25}, "samples", 0)
+    for part in index.values():
+        assert labels[part].unique().numel() == 12
+    assert torch.cat(list(index.values())).sort().values.tolist() == list(range(72))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"split": {"train": 0.5, "val": 0.2, "test": 0.2}}, "sum to 1"),
+        ({"split": {"train": 0.05, "val": 0.5, "test": 0.45}}, "at least 2"),
+        ({"split_by": "rows"}, "data.split_by"),
+    ],
+)
+def test_bad_split_names_the_key(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_datamodule(**kwargs)

@@ -1,0 +1,70 @@
+"""Backbones, the normalization choice, and the weight-sharing invariant."""
+
+import pytest
+import torch
+from torch import nn
+
+from siamese.models.backbones import MLP, ConvNet, ResNet18, TwoBranch
+from siamese.models.encoder import Encoder
+from siamese.models.normalization import NORMALIZATIONS
+
+BACKBONES = {
+    "convnet": lambda norm: ConvNet(3, (8, 16), norm),
+    "mlp": lambda norm: MLP(3 * 16 * 16, (32, 16), ("sigmoid", "tanh"), norm),
+    "two_branch": lambda norm: TwoBranch(3, (8, 16), 16, 32, norm),
+    "resnet18": lambda norm: ResNet18(3, None, norm),
+}
+NORM_TYPES = {
+    "batchnorm": (nn.BatchNorm1d, nn.BatchNorm2d),
+    "layernorm": (nn.LayerNorm, nn.GroupNorm),
+    "groupnorm": (nn.GroupNorm,),
+    "none": (),
+}
+
+
+@pytest.mark.parametrize("norm", NORMALIZATIONS)
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_every_backbone_honours_the_normalization(name, norm):
+    backbone = BACKBONES[name](norm)
+    x = torch.rand(4, 3, 16, 16)
+    assert backbone(x).shape == (4, backbone.out_features)
+    norms = [
+        m
+        for m in backbone.modules()
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm))
+    ]
+    if norm == "none":
+        assert norms == []
+    else:
+        assert norms and all(isinstance(m, NORM_TYPES[norm]) for m in norms)
+        if norm == "layernorm":  # over all of C, H, W for feature maps
+            assert all(m.num_groups == 1 for m in norms if isinstance(m, nn.GroupNorm))
+
+
+def test_mlp_is_sigmoid_then_tanh():
+    acts = [type(m) for m in MLP(12, (8, 4)).modules() if isinstance(m, (nn.Sigmoid, nn.Tanh))]
+    assert acts == [nn.Sigmoid, nn.Tanh]
+    with pytest.raises(ValueError, match="backbone.activations\\[0\\]"):
+        MLP(12, (8, 4), ("swish", "tanh"))
+
+
+def test_two_branch_sees_colour_that_the_spatial_branch_cannot():
+    torch.manual_seed(0)
+    net = TwoBranch(3, (8, 16), 16, 32, "none").eval()
+    x = torch.rand(1, 3, 16, 16)
+    swapped = x[:, [1, 2, 0]]  # same luminance, other colours
+    assert torch.allclose(
+        net.spatial(x.mean(1, keepdim=True)), net.spatial(swapped.mean(1, keepdim=True))
+    )
+    assert not torch.allclose(net(x), net(swapped))
+
+
+def test_l2_normalized_embeddings_lie_on_the_unit_sphere():
+    enc = Encoder(ConvNet(3, (8,), "none"), 5, l2_normalize=True)
+    norms = enc(torch.rand(6, 3, 16, 16)).norm(dim=1)
+    assert torch.allclose(norms, torch.ones(6), atol=1e-5)
+
+
+def test_pretrained_resnet_offline_fails_clearly():
+    with pytest.raises(RuntimeError, match="backbone.weights='NOT_A_WEIGHTS_NAME'"):
+        ResNet18(3, "NOT_A_WEIGHTS_NAME")

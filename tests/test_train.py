@@ -1,0 +1,99 @@
+"""End to end: `python train.py` as a subprocess on tiny data writes a complete run folder."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, TINY
+
+pytestmark = pytest.mark.slow
+
+
+def run_train(tmp_path: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "train.py", *TINY, f"hydra.run.dir={tmp_path}", *overrides]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("loss", ["triplet", "contrastive"])
+def test_a_run_writes_its_folder_and_finite_metrics(tmp_path, loss):
+    run_train(tmp_path, f"loss={loss}")
+    record = read_metrics(tmp_path)
+    assert record["status"] == "completed" and record["error"] is None
+    assert record["choices"]["loss"] == loss and record["seed"] == 0
+    metrics = record["metrics"]
+    for key in (
+        "val/auc",
+        "val/p_at_1",
+        "test/auc",
+        "test/eer",
+        "test/accuracy",
+        "test/p_at_1",
+        "test/recall_at_8",
+        "test/map_at_r",
+        "test/one_shot_3way",
+        "test/p_at_1_untrained",
+    ):
+        assert math.isfinite(metrics[key]), key
+    # τ is chosen on val and applied unchanged to test
+    assert record["threshold"] == metrics["val/threshold"] == metrics["test/threshold"]
+    assert record["times"]["train_s"] > 0 and record["throughput"]["train_images_per_s"] > 0
+    assert (tmp_path / "config.yaml").is_file() and (tmp_path / ".hydra/config.yaml").is_file()
+    assert (tmp_path / "checkpoints/last.ckpt").is_file()
+    assert (tmp_path / "checkpoints/best.ckpt").is_file()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    saved = torch.load(tmp_path / "test_embeddings.pt")
+    assert saved["embeddings"].shape == (len(saved["labels"]), 64)
+
+
+def test_the_same_seed_gives_the_same_numbers(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    run_train(a)
+    run_train(b)
+    run_train(c, "seed=1")
+    ma, mb, mc = (read_metrics(d)["metrics"] for d in (a, b, c))
+    assert ma == mb
+    assert ma != mc
+
+
+def test_a_run_folder_is_never_reused(tmp_path):
+    run_train(tmp_path)
+    before = (tmp_path / "metrics.json").read_text()
+    proc = run_train(tmp_path, check=False)
+    assert proc.returncode != 0 and "never reused" in proc.stderr
+    assert (tmp_path / "metrics.json").read_text() == before
+
+
+def test_a_failing_run_records_status_failed_and_the_error(tmp_path):
+    # 6 is no multiple of 4 samples per class: the P×K sampler refuses at the first batch
+    proc = run_train(tmp_path, "loss=triplet_batch_hard", "data.batch_size=6", check=False)
+    assert proc.returncode != 0
+    record = read_metrics(tmp_path)
+    assert record["status"] == "failed"
+    assert "data.batch_size=6 must be a multiple" in record["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=abc", "optimizer.lr"),
+        ("loss.margin=-1", "loss.margin must be > 0"),
+        ("trainer.max_epochs=0", "trainer.max_epochs must be > 0"),
+        ("loss=tripplet", "tripplet"),
+    ],
+)
+def test_bad_override_exits_non_zero_with_the_key(tmp_path, override, message):
+    proc = run_train(tmp_path, override, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr

@@ -1,0 +1,14 @@
+"""Train a Siamese network: `python train.py [group=option ...]` (see README.md)."""
+
+import hydra
+
+from siamese.train import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg) -> float:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
