@@ -1,0 +1,122 @@
+"""The README's commands are real: each runs here, on tiny sizes, so that they never rot."""
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from siamese.data import SyntheticGlyphs
+from tests.conftest import ROOT, TINY
+
+pytestmark = pytest.mark.slow
+README = (ROOT / "README.md").read_text()
+TRAIN = [line.strip() for line in README.splitlines() if line.strip().startswith("python train.py")]
+TOOLS = [line.strip() for line in README.splitlines()
+         if line.strip().startswith("python -m siamese.")]
+
+
+def run(args: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def split(line: str) -> tuple[list[str], str | None]:
+    """The command's arguments, and the error the README promises in its trailing comment."""
+    command, _, comment = line.partition("#")
+    return shlex.split(command)[1:], (comment.strip() or None)
+
+
+def test_readme_shows_the_commands():
+    assert len(TRAIN) >= 5 and len(TOOLS) == 3
+    assert "make train" in README and "make test" in README
+
+
+@pytest.mark.parametrize("line", TRAIN)
+def test_readme_train_command(line, tmp_path):
+    args, promised_error = split(line)
+    proc = run([args[0], *TINY, *args[1:], f"hydra.run.dir={tmp_path}"])
+    if promised_error is None:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert '"status": "completed"' in (tmp_path / "metrics.json").read_text()
+    else:
+        assert proc.returncode != 0
+        words = re.split(r"\s*\.\.\.\s*", promised_error)  # the README elides with "..."
+        assert all(w in proc.stderr for w in words), (words, proc.stderr[-2000:])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A tiny run, and the image files the README's tool commands name."""
+    run_dir = tmp_path_factory.mktemp("run")
+    proc = run(["train.py", *TINY, "data.image_size=16", f"hydra.run.dir={run_dir}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = SyntheticGlyphs(num_classes=3, samples_per_class=4, image_size=16, seed=5)()
+    gallery = run_dir / "images"
+    gallery.mkdir()
+    for i, img in enumerate(data.images):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(gallery / f"{i:02d}.png")
+    for name, i in (("a.png", 0), ("b.png", 1)):
+        Image.fromarray(data.images[i].permute(1, 2, 0).numpy()).save(run_dir / name)
+    return run_dir
+
+
+def tool(line: str, run_dir: Path) -> subprocess.CompletedProcess:
+    args, _ = split(line.replace("$RUN", str(run_dir)))
+    return run(args, cwd=run_dir)
+
+
+def test_readme_evaluate_writes_new_metrics_beside_the_checkpoint(trained_run):
+    line = next(t for t in TOOLS if "siamese.evaluate" in t)
+    for expected in ("metrics.json", "metrics-1.json"):  # a second evaluation never overwrites
+        proc = tool(line, trained_run)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert (trained_run / "checkpoints" / expected).is_file()
+    assert "test/p_at_1" in proc.stdout
+
+
+def test_readme_verify_prints_distance_threshold_and_verdict(trained_run):
+    proc = tool(next(t for t in TOOLS if "siamese.verify" in t), trained_run)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    match = re.match(r"distance (\S+)  threshold (\S+)  (same|different)", proc.stdout)
+    assert match
+    d, tau = float(match[1]), float(match[2])
+    assert match[3] == ("same" if d < tau else "different")
+    ckpt = torch.load(trained_run / "checkpoints/best.ckpt", weights_only=False)
+    assert tau == pytest.approx(float(ckpt["state_dict"]["threshold"]), abs=1e-4)
+
+
+def test_readme_search_finds_the_query_itself_first(trained_run):
+    proc = tool(next(t for t in TOOLS if "siamese.search" in t), trained_run)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    assert len(rows) == 5
+    assert rows[0][2].endswith("images/00.png") and float(rows[0][1]) == pytest.approx(0, abs=1e-3)
+    distances = [float(r[1]) for r in rows]
+    assert distances == sorted(distances)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "siamese.verify", "ckpt_path=$RUN/checkpoints/best.ckpt", "a.png", "nope.png"],
+         "nope.png does not exist"),
+        (["-m", "siamese.verify", "ckpt_path=$RUN/checkpoints/best.ckpt", "a.png", "bad.png"],
+         "cannot read image bad.png"),
+        (["-m", "siamese.verify", "ckpt_path=$RUN/test_embeddings.pt", "a.png", "b.png"],
+         "is not a checkpoint of a siamese run"),
+        (["-m", "siamese.search", "ckpt_path=$RUN/checkpoints/best.ckpt", "gallery=none",
+          "query=a.png"], "gallery folder none does not exist"),
+        (["-m", "siamese.evaluate", "ckpt_path=$RUN/checkpoints/best.ckpt", "data.nokey=1"],
+         "nokey"),
+    ],
+)
+def test_tool_errors_name_the_file_or_key(trained_run, args, message):
+    (trained_run / "bad.png").write_bytes(b"not an image")
+    proc = run([a.replace("$RUN", str(trained_run)) for a in args], cwd=trained_run)
+    assert proc.returncode != 0
+    assert message in proc.stderr
