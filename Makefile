@@ -7,7 +7,13 @@ ARGS ?=
 SWEEP ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast lint format clean
+PORT ?= 6006
+LOGDIR ?= outputs
+QUICK := data.source.num_classes=30 data.source.samples_per_class=10 data.steps_per_epoch=10 \
+	trainer.max_epochs=1 trainer.enable_progress_bar=false evaluation.one_shot_ways=[5] \
+	evaluation.one_shot_trials=100
+
+.PHONY: help install train test test-fast lint format clean sweep sweep-quick report tensorboard bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,6 +34,22 @@ test: $(STAMP)  ## the whole test suite, end-to-end runs included (what CI runs)
 
 test-fast: $(STAMP)  ## the fast tests only
 	$(PY) -m pytest $(ARGS)
+
+sweep: $(STAMP)  ## the SPRN vs SDRN grid (24 jobs; add ARGS="hydra/launcher=ray ..." for parallel jobs)
+	$(PY) train.py +sweep=sprn_vs_sdrn $(ARGS)
+
+sweep-quick: $(STAMP)  ## the same grid on tiny data, one epoch: a few minutes on a CPU
+	$(PY) train.py +sweep=sprn_vs_sdrn name=sprn_vs_sdrn_quick $(QUICK) $(ARGS)
+
+report: $(STAMP)  ## table, CSV, plot and SPRN − SDRN difference of the latest sweep (or SWEEP=dir)
+	$(PY) -m siamese.report $(SWEEP)
+
+tensorboard: $(STAMP)  ## TensorBoard over every run under outputs/, on 127.0.0.1 port 6006 (LOGDIR=, PORT=)
+	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --host 127.0.0.1 --port $(PORT)
+
+bench: $(STAMP)  ## CPU benchmarks: ratios against baselines measured in the same run
+	$(PY) bench/bench_retrieval.py --sizes 10000 50000
+	$(PY) bench/bench_sweep.py
 
 lint: $(STAMP)  ## ruff checks
 	$(VENV)/bin/ruff check src tests bench train.py

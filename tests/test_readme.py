@@ -16,13 +16,15 @@ from tests.conftest import ROOT, TINY
 pytestmark = pytest.mark.slow
 README = (ROOT / "README.md").read_text()
 TRAIN = [line.strip() for line in README.splitlines() if line.strip().startswith("python train.py")]
-TOOLS = [line.strip() for line in README.splitlines()
-         if line.strip().startswith("python -m siamese.")]
+TOOLS = [
+    line.strip() for line in README.splitlines() if line.strip().startswith("python -m siamese.")
+]
 
 
 def run(args: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def split(line: str) -> tuple[list[str], str | None]:
@@ -103,16 +105,32 @@ def test_readme_search_finds_the_query_itself_first(trained_run):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-m", "siamese.verify", "ckpt_path=$RUN/checkpoints/best.ckpt", "a.png", "nope.png"],
-         "nope.png does not exist"),
-        (["-m", "siamese.verify", "ckpt_path=$RUN/checkpoints/best.ckpt", "a.png", "bad.png"],
-         "cannot read image bad.png"),
-        (["-m", "siamese.verify", "ckpt_path=$RUN/test_embeddings.pt", "a.png", "b.png"],
-         "is not a checkpoint of a siamese run"),
-        (["-m", "siamese.search", "ckpt_path=$RUN/checkpoints/best.ckpt", "gallery=none",
-          "query=a.png"], "gallery folder none does not exist"),
-        (["-m", "siamese.evaluate", "ckpt_path=$RUN/checkpoints/best.ckpt", "data.nokey=1"],
-         "nokey"),
+        (
+            ["-m", "siamese.verify", "ckpt_path=$RUN/checkpoints/best.ckpt", "a.png", "nope.png"],
+            "nope.png does not exist",
+        ),
+        (
+            ["-m", "siamese.verify", "ckpt_path=$RUN/checkpoints/best.ckpt", "a.png", "bad.png"],
+            "cannot read image bad.png",
+        ),
+        (
+            ["-m", "siamese.verify", "ckpt_path=$RUN/test_embeddings.pt", "a.png", "b.png"],
+            "is not a checkpoint of a siamese run",
+        ),
+        (
+            [
+                "-m",
+                "siamese.search",
+                "ckpt_path=$RUN/checkpoints/best.ckpt",
+                "gallery=none",
+                "query=a.png",
+            ],
+            "gallery folder none does not exist",
+        ),
+        (
+            ["-m", "siamese.evaluate", "ckpt_path=$RUN/checkpoints/best.ckpt", "data.nokey=1"],
+            "nokey",
+        ),
     ],
 )
 def test_tool_errors_name_the_file_or_key(trained_run, args, message):

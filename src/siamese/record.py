@@ -37,7 +37,7 @@ class RunRecord:
             **info,
             "versions": versions(),
             "metrics": {},
-            "times": {},
+            "times": {"started_at": self.start},
         }
         self.write()
 
@@ -55,13 +55,17 @@ class RunRecord:
                 self.data[key] = value
         self.write()
 
+    def _ended(self) -> dict[str, float]:
+        end = time.time()
+        return {"ended_at": end, "total_s": end - self.start}
+
     def complete(self) -> None:
-        self.update(status="completed", times={"total_s": time.time() - self.start})
+        self.update(status="completed", times=self._ended())
 
     def fail(self, err: BaseException) -> None:
         self.update(
             status="failed",
-            times={"total_s": time.time() - self.start},
+            times=self._ended(),
             error={
                 "type": type(err).__name__,
                 "message": str(err),

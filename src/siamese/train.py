@@ -1,6 +1,8 @@
 """Train one run from a composed config: build everything, fit, test, write metrics.json."""
 
 import logging
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -123,6 +125,12 @@ def run_info(cfg: DictConfig, run_dir: Path) -> dict:
         "choices": choices,
         "overrides": list(hc.overrides.task),
         "run_dir": str(run_dir),
+        # where the job ran: a sweep launcher gives each job its own devices
+        "environment": {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        },
     }
 
 

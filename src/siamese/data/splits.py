@@ -19,7 +19,10 @@ def split_indices(
         classes = torch.unique(labels)
         counts = _allocate(classes.numel(), fractions, minimum=2, what="classes")
         parts = torch.split(classes[torch.randperm(classes.numel(), generator=g)], counts)
-        return {s: torch.nonzero(torch.isin(labels, p)).flatten() for s, p in zip(SPLITS, parts, strict=True)}
+        return {
+            s: torch.nonzero(torch.isin(labels, p)).flatten()
+            for s, p in zip(SPLITS, parts, strict=True)
+        }
     if by == "samples":
         out: dict[str, list[Tensor]] = {s: [] for s in SPLITS}
         for c in torch.unique(labels).tolist():  # once per class at set-up, not per batch
