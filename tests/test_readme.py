@@ -41,10 +41,17 @@ def test_readme_shows_the_commands():
 @pytest.mark.parametrize("line", TRAIN)
 def test_readme_train_command(line, tmp_path):
     args, promised_error = split(line)
-    proc = run([args[0], *TINY, *args[1:], f"hydra.run.dir={tmp_path}"])
+    flags = [a for a in args[1:] if a == "-m"]
+    overrides = [a for a in args[1:] if a != "-m"]
+    out = "hydra.sweep.dir" if flags else "hydra.run.dir"
+    proc = run([args[0], *flags, *TINY, *overrides, f"{out}={tmp_path}"])
     if promised_error is None:
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert '"status": "completed"' in (tmp_path / "metrics.json").read_text()
+        records = list(tmp_path.glob("**/metrics.json"))
+        assert records and all('"status": "completed"' in r.read_text() for r in records)
+        if flags:  # one job per grid point
+            grid = [len(a.split("=", 1)[1].split(",")) for a in overrides]
+            assert len(records) == torch.tensor(grid).prod()
     else:
         assert proc.returncode != 0
         words = re.split(r"\s*\.\.\.\s*", promised_error)  # the README elides with "..."

@@ -149,7 +149,7 @@ class MLPConf(Checked):
 class TwoBranchConf(Checked):
     _target_: str = "siamese.models.backbones.TwoBranch"
     in_channels: int = "${data.channels}"  # type: ignore[assignment]
-    spatial_widths: list[int] = field(default_factory=lambda: [32, 64])
+    spatial_widths: list[int] = field(default_factory=lambda: [32, 64, 128])
     colour_hidden: int = 64
     fused: int = 128
     normalization: str = "${normalization.layer}"

@@ -33,9 +33,9 @@ def distance_matrix(
 ) -> Tensor:
     """All distances between rows of x (N, D) and rows of y (M, D): an (N, M) matrix."""
     if kind == "euclidean":
-        d2 = (
-            x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) - 2.0 * x @ y.T
-        ).clamp_min(0.0)
+        # ‖x‖² + ‖y‖² − 2x·y with one matmul and in-place updates: one (N, M) buffer, not five
+        d2 = torch.addmm(y.pow(2).sum(1).unsqueeze(0), x, y.T, alpha=-2.0)
+        d2 = d2.add_(x.pow(2).sum(1, keepdim=True)).clamp_min_(0.0)
         return d2 if squared else d2.clamp_min(_EPS).sqrt()
     xn = torch.nn.functional.normalize(x, dim=1)
     yn = torch.nn.functional.normalize(y, dim=1)

@@ -76,31 +76,23 @@ class MLP(nn.Module):
 
 
 class TwoBranch(nn.Module):
-    """The SPRN architecture: a spatial branch over luminance (shape and position) and a colour
-    branch over colour statistics, each a small two-layer network, fused by a third layer."""
+    """The SPRN architecture: a spatial branch (a ConvNet over luminance: shape and position) and
+    a colour branch (a two-layer network over per-channel colour statistics), fused by a third
+    layer into the ranking embedding's features."""
 
     def __init__(
         self,
         in_channels: int = 3,
-        spatial_widths: tuple[int, int] = (32, 64),
+        spatial_widths: tuple[int, ...] = (32, 64, 128),
         colour_hidden: int = 64,
         fused: int = 128,
         normalization: str = "batchnorm",
     ):
         super().__init__()
         check_normalization(normalization)
-        if len(spatial_widths) != 2:
-            raise ValueError(f"backbone.spatial_widths needs 2 entries, got {list(spatial_widths)}")
-        self.in_channels = in_channels
-        w1, w2 = spatial_widths
-        self.spatial = nn.Sequential(
-            conv_block(1, w1, normalization),
-            nn.MaxPool2d(2),
-            conv_block(w1, w2, normalization),
-            nn.MaxPool2d(2),
-            nn.AdaptiveAvgPool2d(4),
-            nn.Flatten(),
-        )
+        if not spatial_widths:
+            raise ValueError("backbone.spatial_widths needs at least 1 entry")
+        self.spatial = ConvNet(1, tuple(spatial_widths), normalization)
         stats = 4 * in_channels  # per channel: mean, std, min, max
         self.colour = nn.Sequential(
             nn.Linear(stats, colour_hidden),
@@ -111,7 +103,9 @@ class TwoBranch(nn.Module):
             nn.ReLU(),
         )
         self.fuse = nn.Sequential(
-            nn.Linear(w2 * 16 + colour_hidden, fused), norm1d(normalization, fused), nn.ReLU()
+            nn.Linear(self.spatial.out_features + colour_hidden, fused),
+            norm1d(normalization, fused),
+            nn.ReLU(),
         )
         self.out_features = fused
 
