@@ -42,11 +42,11 @@ class SyntheticSourceConf(Checked):
     image_size: int = 32
     strokes: int = 3
     palette_size: int = 6
-    rotation: float = 0.35
+    rotation: float = 0.3
     scale: float = 0.2
     translation: float = 0.15
-    stroke_jitter: float = 0.08
-    colour_jitter: float = 0.15
+    stroke_jitter: float = 0.06
+    colour_jitter: float = 0.12
     noise: float = 0.08
     seed: int = 0
     positive = ("num_classes", "samples_per_class", "image_size", "strokes", "palette_size")

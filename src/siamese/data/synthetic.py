@@ -21,11 +21,11 @@ class SyntheticGlyphs:
     image_size: int = 32
     strokes: int = 3
     palette_size: int = 6
-    rotation: float = 0.35  # radians, uniform ±
+    rotation: float = 0.3  # radians, uniform ±
     scale: float = 0.2  # uniform 1 ± scale
     translation: float = 0.15  # fraction of the half-width, uniform ±
-    stroke_jitter: float = 0.08
-    colour_jitter: float = 0.15
+    stroke_jitter: float = 0.06
+    colour_jitter: float = 0.12
     noise: float = 0.08
     seed: int = 0
 
@@ -95,9 +95,13 @@ class SyntheticGlyphs:
 
 
 def _palette(size: int, g: torch.Generator) -> Tensor:
+    """Colour schemes (fg, bg) whose glyph also stands out in luminance (about 0.35 apart):
+    dark glyphs on light grounds and, every other scheme, light glyphs on dark grounds."""
     hue = torch.arange(size) / size + torch.rand(1, generator=g)
-    fg = torch.stack([_hue_to_rgb(h) for h in hue.tolist()])
-    bg = 1 - fg * 0.8  # contrasting, so the glyph is always visible
+    dark = torch.stack([0.1 + 0.5 * _hue_to_rgb(h) for h in hue.tolist()])
+    light = torch.stack([0.45 + 0.5 * _hue_to_rgb(h + 0.5) for h in hue.tolist()])
+    flip = (torch.arange(size) % 2 == 1)[:, None]
+    fg, bg = torch.where(flip, light, dark), torch.where(flip, dark, light)
     return torch.stack([fg, bg], 1)
 
 
