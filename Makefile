@@ -9,8 +9,8 @@ SWEEP ?=
 .DEFAULT_GOAL := help
 PORT ?= 6006
 LOGDIR ?= outputs
-QUICK := data.source.num_classes=30 data.source.samples_per_class=10 data.steps_per_epoch=10 \
-	trainer.max_epochs=1 trainer.enable_progress_bar=false evaluation.one_shot_ways=[5] \
+QUICK := data.source.num_classes=40 data.source.samples_per_class=12 data.steps_per_epoch=30 \
+	trainer.max_epochs=2 trainer.enable_progress_bar=false evaluation.one_shot_ways=[5] \
 	evaluation.one_shot_trials=100
 
 .PHONY: help install train test test-fast lint format clean sweep sweep-quick report tensorboard bench

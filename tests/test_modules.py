@@ -48,9 +48,9 @@ def test_every_backbone_and_loss_learns_a_batch(make_config, backbone, loss):
         make_config(f"backbone={backbone}", f"loss={loss}", "data.batch_size=16")
     )
     batch = next(iter(datamodule.train_dataloader()))
-    opt = torch.optim.Adam(module.parameters(), lr=1e-4)
+    opt = torch.optim.Adam(module.parameters(), lr=3e-4)
     losses = []
-    for _ in range(16):
+    for _ in range(30):
         out = module.loss(module.embed(batch["images"]), batch["labels"])
         opt.zero_grad()
         out.loss.backward()
@@ -58,7 +58,7 @@ def test_every_backbone_and_loss_learns_a_batch(make_config, backbone, loss):
         losses.append(out.loss.detach())
     assert all(torch.isfinite(v) for v in losses)
     # batch statistics make single steps noisy: compare the first and last few
-    first, last = torch.stack(losses[:4]).mean(), torch.stack(losses[-4:]).mean()
+    first, last = torch.stack(losses[:5]).mean(), torch.stack(losses[-5:]).mean()
     assert last < first, [round(float(v), 4) for v in losses]
 
 
