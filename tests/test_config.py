@@ -84,6 +84,8 @@ def test_sprn_and_sdrn_differ_only_in_loss_sampler_model_and_name(make_config):
         ("embedding.distance=manhattan", "embedding.distance must be"),
         ("normalization.layer=instancenorm", "normalization.layer must be one of"),
         ("loss.marg=1", "Key 'marg' not in"),
+        ("evaluation.monitor=val/recall_at_16", "evaluation.monitor must be one of"),
+        ("evaluation.recall_ks=[]", "evaluation.recall_ks must be"),
         ("seed=abc", "seed"),
         ("loss=tripplet", "Could not find 'loss/tripplet'"),
     ],

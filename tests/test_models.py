@@ -51,12 +51,14 @@ def test_mlp_is_sigmoid_then_tanh():
 def test_two_branch_sees_colour_that_the_spatial_branch_cannot():
     torch.manual_seed(0)
     net = TwoBranch(3, (8, 16), 16, 32, "none").eval()
+    seen = []
+    net.spatial.register_forward_hook(lambda module, args, out: seen.append(args[0]))
     x = torch.rand(1, 3, 16, 16)
     swapped = x[:, [1, 2, 0]]  # same luminance, other colours
-    assert torch.allclose(
-        net.spatial(x.mean(1, keepdim=True)), net.spatial(swapped.mean(1, keepdim=True))
-    )
-    assert not torch.allclose(net(x), net(swapped))
+    out, out_swapped = net(x), net(swapped)
+    assert seen[0].shape == (1, 1, 16, 16)  # the spatial branch gets luminance only
+    assert torch.allclose(seen[0], seen[1])
+    assert not torch.allclose(out, out_swapped)  # the colour branch tells them apart
 
 
 def test_l2_normalized_embeddings_lie_on_the_unit_sphere():
@@ -68,3 +70,19 @@ def test_l2_normalized_embeddings_lie_on_the_unit_sphere():
 def test_pretrained_resnet_offline_fails_clearly():
     with pytest.raises(RuntimeError, match="backbone.weights='NOT_A_WEIGHTS_NAME'"):
         ResNet18(3, "NOT_A_WEIGHTS_NAME")
+
+
+def test_distance_matrix_stays_float32_under_bf16_autocast():
+    from siamese.distances import distance_matrix
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 32) * 3 + 5  # large norms: the expanded form cancels in bf16
+    exact = torch.cdist(x.double(), x.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d = distance_matrix(x, x)
+    assert d.dtype == torch.float32
+    assert (d.double() - exact).abs().max() < 0.1
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what it would be without the guard
+        xb = x @ x.T
+    naive = (x.pow(2).sum(1, keepdim=True) + x.pow(2).sum(1) - 2 * xb.float()).clamp_min(0).sqrt()
+    assert (naive.double() - exact).abs().max() > 0.5

@@ -64,8 +64,14 @@ def test_a_job_that_raises_does_not_stop_the_others(tmp_path):
 def test_ddp_under_multirun_is_refused_with_what_to_use_instead(tmp_path):
     proc = sweep(tmp_path, "-m", "trainer.strategy=ddp", "trainer.accelerator=cpu", "seed=0,1")
     assert proc.returncode != 0
-    assert "trainer.strategy=ddp cannot run under -m" in proc.stderr
-    assert "ddp_spawn" in proc.stderr
+    assert "trainer.strategy=ddp trainer.devices=1 cannot run under -m" in proc.stderr
+    assert "one device per job" in proc.stderr
+
+
+def test_several_devices_under_multirun_are_refused_too(tmp_path):
+    proc = sweep(tmp_path, "-m", "trainer.devices=2", "trainer.accelerator=cpu", "seed=0,1")
+    assert proc.returncode != 0
+    assert "trainer.devices=2 cannot run under -m" in proc.stderr
 
 
 @pytest.fixture

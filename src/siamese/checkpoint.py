@@ -27,6 +27,8 @@ def load_checkpoint(path: str | Path) -> tuple[SiameseModule, DictConfig]:
             "use the last.ckpt or best.ckpt of a run folder"
         )
     cfg = OmegaConf.create(ckpt[CONFIG_KEY])
+    if "weights" in cfg.backbone:  # the checkpoint's weights replace them: never download
+        cfg.backbone.weights = None
     state = ckpt["state_dict"]
     module = build_module(cfg, state["pixel_mean"], state["pixel_std"])
     module.load_state_dict(state)

@@ -184,7 +184,9 @@ class EmbeddingConf(Checked):
 
     def check(self) -> None:
         super().check()
-        if self.distance not in ("euclidean", "cosine"):
+        from siamese.distances import DISTANCES
+
+        if self.distance not in DISTANCES:
             raise ConfigValueError(
                 f"distance must be 'euclidean' or 'cosine', got {self.distance!r}"
             )
@@ -336,10 +338,20 @@ class EvaluationConf(Checked):
 
     def check(self) -> None:
         super().check()
-        if any(k < 1 for k in self.recall_ks):
-            raise ConfigValueError(f"recall_ks must all be >= 1, got {self.recall_ks}")
+        if not self.recall_ks or any(k < 1 for k in self.recall_ks):
+            raise ConfigValueError(
+                f"recall_ks must be >= 1 each, and at least one, got {self.recall_ks}"
+            )
         if any(n < 2 for n in self.one_shot_ways):
             raise ConfigValueError(f"one_shot_ways must all be >= 2, got {self.one_shot_ways}")
+        logged = {"p_at_1", "map_at_r", "auc", "eer", "accuracy"}
+        logged |= {f"recall_at_{k}" for k in self.recall_ks}
+        logged |= {f"one_shot_{n}way" for n in self.one_shot_ways}
+        if self.monitor not in {f"val/{name}" for name in logged}:
+            raise ConfigValueError(
+                f"monitor must be one of the val metrics, {sorted(f'val/{m}' for m in logged)}, "
+                f"got {self.monitor!r}"
+            )
         if self.mode not in ("max", "min"):
             raise ConfigValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.test_on not in ("best", "last"):

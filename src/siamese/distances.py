@@ -31,7 +31,21 @@ def pair_distance(
 def distance_matrix(
     x: Tensor, y: Tensor, kind: Distance = "euclidean", squared: bool = False
 ) -> Tensor:
-    """All distances between rows of x (N, D) and rows of y (M, D): an (N, M) matrix."""
+    """All distances between rows of x (N, D) and rows of y (M, D): an (N, M) matrix, in float32
+    at least: the expanded form cancels catastrophically in bf16, so autocast is kept out."""
+    with torch.autocast(x.device.type, enabled=False):
+        return _distance_matrix(
+            x.float() if x.dtype in _HALF else x,
+            y.float() if y.dtype in _HALF else y,
+            kind,
+            squared,
+        )
+
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _distance_matrix(x: Tensor, y: Tensor, kind: Distance, squared: bool) -> Tensor:
     if kind == "euclidean":
         # ‖x‖² + ‖y‖² − 2x·y with one matmul and in-place updates: one (N, M) buffer, not five
         d2 = torch.addmm(y.pow(2).sum(1).unsqueeze(0), x, y.T, alpha=-2.0)

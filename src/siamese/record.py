@@ -26,9 +26,10 @@ def versions() -> dict[str, str]:
 class RunRecord:
     """Written when the run starts (status running) and again when it ends, completed or failed."""
 
-    def __init__(self, run_dir: Path, info: dict[str, Any]):
+    def __init__(self, run_dir: Path, info: dict[str, Any], write: bool = True):
         self.path = Path(run_dir) / METRICS_FILE
-        if self.path.exists():
+        self.enabled = write  # False on DDP ranks > 0, which share rank 0's folder
+        if write and self.path.exists():
             raise FileExistsError(f"{self.path} already exists: a run folder is never reused")
         self.start = time.time()
         self.data: dict[str, Any] = {
@@ -42,6 +43,8 @@ class RunRecord:
         self.write()
 
     def write(self) -> None:
+        if not self.enabled:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.data, indent=2, sort_keys=False, default=float) + "\n")

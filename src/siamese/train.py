@@ -13,6 +13,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
 
 from siamese.checkpoint import CONFIG_KEY
 from siamese.config import ConfigValueError, register, validate
@@ -29,13 +30,20 @@ log = logging.getLogger(__name__)
 
 def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
     """The data module (set up) and the LightningModule that a config describes."""
-    datamodule = instantiate(cfg.data, sampler=instantiate(cfg.sampler), seed=cfg.seed)
+    # each DDP rank draws its own batches (rank 0 of a single-device run: seed itself)
+    seed = cfg.seed + rank_zero_only.rank
+    datamodule = instantiate(cfg.data, sampler=instantiate(cfg.sampler), seed=seed)
     datamodule.setup("fit")
     # keys a config leaves null are filled from the data (the sdrn discriminator's classes), and
     # written back so that the saved config and every checkpoint rebuild the same model
     for key, value in {"num_classes": datamodule.num_train_classes}.items():
         if key in cfg.loss and cfg.loss[key] is None:
             cfg.loss[key] = value
+    if "num_classes" in cfg.loss and cfg.loss.num_classes < datamodule.num_train_classes:
+        raise ConfigValueError(
+            f"loss.num_classes={cfg.loss.num_classes} but the training split has "
+            f"{datamodule.num_train_classes} classes: leave it null to take the split's count"
+        )
     module = build_module(cfg, *datamodule.pixel_stats())
     if datamodule.tuple_size != module.loss.tuple_size:
         raise ConfigValueError(
@@ -99,16 +107,16 @@ def make_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
 
 
 def refuse_ddp_in_sweep(cfg: DictConfig) -> None:
-    strategy = str(cfg.trainer.strategy)
-    if (
-        HydraConfig.get().mode == RunMode.MULTIRUN
-        and strategy.startswith("ddp")
-        and strategy != "ddp_spawn"
-    ):
+    t = cfg.trainer
+    several = (
+        str(t.strategy).startswith("ddp") or str(t.devices) not in ("1", "auto") or t.num_nodes > 1
+    )
+    if HydraConfig.get().mode == RunMode.MULTIRUN and several:
         raise ConfigValueError(
-            f"trainer.strategy={strategy} cannot run under -m: Lightning starts each DDP process "
-            "by re-running the command line, which would re-run the whole sweep. Use "
-            "trainer.strategy=ddp_spawn in a sweep, or run a multi-GPU job on its own without -m."
+            f"trainer.strategy={t.strategy} trainer.devices={t.devices} cannot run under -m: "
+            "Lightning starts each DDP process by re-running the command line, which would re-run "
+            "the whole sweep. Sweep with one device per job (trainer=gpu, hydra/launcher=ray for a "
+            "GPU pool), or run a multi-GPU job on its own without -m."
         )
 
 
@@ -137,13 +145,16 @@ def run_info(cfg: DictConfig, run_dir: Path) -> dict:
 def train(cfg: DictConfig) -> float:
     """One run in Hydra's output folder; returns the monitored metric (for sweepers)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    record = RunRecord(run_dir, run_info(cfg, run_dir))
+    # DDP starts ranks > 0 by re-running this command into the same folder: rank 0 alone writes
+    main_process = rank_zero_only.rank == 0
+    record = RunRecord(run_dir, run_info(cfg, run_dir), write=main_process)
     try:
         validate(cfg)
         refuse_ddp_in_sweep(cfg)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule, module = build(cfg)
+        if main_process:  # after build: it fills the keys the data decides (loss.num_classes)
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         test = datamodule.splits["test"]
         untrained = retrieval_metrics(
             *embed_split(module, test), ks=(1,), distance=cfg.embedding.distance
@@ -151,33 +162,34 @@ def train(cfg: DictConfig) -> float:
         trainer = make_trainer(cfg, run_dir)
         start = time.time()
         trainer.fit(module, datamodule)
-        train_s = time.time() - start
+        fit_s = time.time() - start
         ckpt = cfg.evaluation.test_on
         (val,) = trainer.validate(module, datamodule, ckpt_path=ckpt, verbose=False)
         (test,) = trainer.test(module, datamodule, ckpt_path=ckpt, verbose=False)
         metrics = {k: float(v) for k, v in (val | test).items()}
         metrics["test/p_at_1_untrained"] = untrained
-        embeddings, labels = module.embeddings["test"]
-        torch.save({"embeddings": embeddings, "labels": labels}, run_dir / "test_embeddings.pt")
+        if main_process:
+            embeddings, labels = module.embeddings["test"]
+            torch.save({"embeddings": embeddings, "labels": labels}, run_dir / "test_embeddings.pt")
         images = trainer.global_step * datamodule.batch_size * datamodule.tuple_size
         record.update(
             metrics=metrics,
-            threshold=float(module.threshold),
+            threshold=metrics["test/threshold"],  # τ of the tested checkpoint, chosen on val
             checkpoint=ckpt,
-            times={"train_s": train_s},
-            throughput={"train_images_per_s": images / train_s},
+            times={"fit_s": fit_s},  # training with its validation epochs and checkpoints
+            throughput={"fit_images_per_s": images * trainer.world_size / fit_s},
         )
         record.complete()
     except BaseException as err:
         record.fail(err)
         raise
     log.info(
-        "test P@1 %.3f (untrained encoder %.3f), AUC %.3f, τ %.3f, trained in %.0f s; %s",
+        "test P@1 %.3f (untrained encoder %.3f), AUC %.3f, τ %.3f, fit in %.0f s; %s",
         metrics["test/p_at_1"],
         untrained,
         metrics["test/auc"],
-        float(module.threshold),
-        train_s,
+        metrics["test/threshold"],
+        fit_s,
         run_dir,
     )
     return metrics[cfg.evaluation.monitor]

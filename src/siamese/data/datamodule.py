@@ -87,6 +87,7 @@ class SiameseDataModule(pl.LightningDataModule):
             self.sampler = self.make_sampler(
                 labels=self.splits["train"].labels, generator=self.generator
             )
+            self.sampler.check_batch_size(self.batch_size)  # before training, not at its first step
         # fixed by the split seed, not the run's seed: every run is scored on the same pairs
         for i, s in enumerate(SPLITS[1:], start=1):
             g = torch.Generator().manual_seed(self.split_seed + 1000 * i)

@@ -51,7 +51,13 @@ class ClassIndex:
         return self.order[self.offsets[classes] + r]
 
 
-class PairSampler:
+class _AnyBatchSize:
+    def check_batch_size(self, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+
+
+class PairSampler(_AnyBatchSize):
     """(x1, x2) pairs: a fraction `positive_fraction` of same-class pairs, the rest different-class."""
 
     tuple_size = 2
@@ -75,7 +81,7 @@ class PairSampler:
         return torch.stack([anchors, second], 1)
 
 
-class TripletSampler:
+class TripletSampler(_AnyBatchSize):
     """(anchor, positive, negative): a positive of the anchor's class and a negative of another."""
 
     tuple_size = 3
@@ -105,6 +111,20 @@ class PKSampler:
         self.samples_per_class = samples_per_class
 
     def sample(self, batch_size: int) -> Tensor:
+        self.check_batch_size(batch_size)
+        k = self.samples_per_class
+        p = batch_size // k
+        g = self.generator
+        classes = torch.randperm(self.index.num_classes, generator=g)[:p]
+        counts = self.index.counts[classes]
+        # K distinct samples per class (with replacement only where a class has fewer than K)
+        keys = torch.rand(p, int(counts.max()), generator=g)
+        keys[torch.arange(keys.shape[1]) >= counts[:, None]] = 2.0
+        picks = keys.argsort(1)[:, :k]
+        picks = torch.where(picks < counts[:, None], picks, picks % counts[:, None])
+        return self.index.order[self.index.offsets[classes, None] + picks].reshape(-1, 1)
+
+    def check_batch_size(self, batch_size: int) -> None:
         k = self.samples_per_class
         p = batch_size // k
         if p < 2 or p * k != batch_size:
@@ -117,12 +137,3 @@ class PKSampler:
                 f"data.batch_size={batch_size} asks for {p} classes per batch, "
                 f"the split has {self.index.num_classes}"
             )
-        g = self.generator
-        classes = torch.randperm(self.index.num_classes, generator=g)[:p]
-        counts = self.index.counts[classes]
-        # K distinct samples per class (with replacement only where a class has fewer than K)
-        keys = torch.rand(p, int(counts.max()), generator=g)
-        keys[torch.arange(keys.shape[1]) >= counts[:, None]] = 2.0
-        picks = keys.argsort(1)[:, :k]
-        picks = torch.where(picks < counts[:, None], picks, picks % counts[:, None])
-        return self.index.order[self.index.offsets[classes, None] + picks].reshape(-1, 1)
