@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,18 @@ def test_ddp_on_two_cpu_processes_writes_one_record(tmp_path):
     assert record["status"] == "completed", proc.stderr[-2000:]
     assert math.isfinite(record["metrics"]["test/p_at_1"])
     assert (tmp_path / "test_embeddings.pt").is_file()
+
+
+def test_only_a_requeued_slurm_job_may_rerun_in_its_running_folder(tmp_path):
+    from siamese.record import RunRecord
+
+    RunRecord(tmp_path, {})  # a job preempted mid-run: its record says running
+    with pytest.raises(FileExistsError, match="never reused"):
+        RunRecord(tmp_path, {})
+    os.environ["SLURM_RESTART_COUNT"] = "1"
+    try:
+        RunRecord(tmp_path, {}).complete()  # the requeued job takes its folder back
+        with pytest.raises(FileExistsError):  # but never a finished run's
+            RunRecord(tmp_path, {})
+    finally:
+        del os.environ["SLURM_RESTART_COUNT"]

@@ -1,6 +1,7 @@
 """metrics.json: what a run measured, how it ended, and what it ran with."""
 
 import json
+import os
 import platform
 import time
 import traceback
@@ -23,13 +24,20 @@ def versions() -> dict[str, str]:
     }
 
 
+def _requeued(path: Path) -> bool:
+    """A SLURM job requeued after preemption or timeout reruns in its own folder, where it left
+    status running: that folder is its own, not another run's."""
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+    return restarts > 0 and json.loads(path.read_text()).get("status") == "running"
+
+
 class RunRecord:
     """Written when the run starts (status running) and again when it ends, completed or failed."""
 
     def __init__(self, run_dir: Path, info: dict[str, Any], write: bool = True):
         self.path = Path(run_dir) / METRICS_FILE
         self.enabled = write  # False on DDP ranks > 0, which share rank 0's folder
-        if write and self.path.exists():
+        if write and self.path.exists() and not _requeued(self.path):
             raise FileExistsError(f"{self.path} already exists: a run folder is never reused")
         self.start = time.time()
         self.data: dict[str, Any] = {
