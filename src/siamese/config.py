@@ -358,20 +358,6 @@ class EvaluationConf(Checked):
             raise ConfigValueError(f"test_on must be 'best' or 'last', got {self.test_on!r}")
 
 
-GROUPS = (
-    "data",
-    "backbone",
-    "normalization",
-    "loss",
-    "sampler",
-    "model",
-    "optimizer",
-    "scheduler",
-    "trainer",
-    "logger",
-)
-
-
 @dataclass
 class TrainConf(Checked):
     trainer: Any = MISSING  # first: other groups interpolate its values (scheduler.T_max)

@@ -101,10 +101,6 @@ class SiameseDataModule(pl.LightningDataModule):
     def num_train_classes(self) -> int:
         return len(self.splits["train"].class_names)
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.splits["train"].images.shape[1:])
-
     def pixel_stats(self) -> tuple[Tensor, Tensor]:
         """Per-channel mean and std of the training images (in [0, 1])."""
         x = self.splits["train"].images.float().div_(255).transpose(0, 1).flatten(1)
