@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from tests.conftest import ROOT, TINY
 
@@ -53,7 +54,14 @@ def test_a_run_writes_its_folder_and_finite_metrics(tmp_path, loss):
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / ".hydra/config.yaml").is_file()
     assert (tmp_path / "checkpoints/last.ckpt").is_file()
     assert (tmp_path / "checkpoints/best.ckpt").is_file()
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    plugins = {
+        v.metadata.plugin_data.plugin_name
+        for f in events
+        for e in EventFileLoader(str(f)).Load()
+        for v in e.summary.value
+    }
+    assert "hparams" in plugins  # the hparams tab compares sweep runs side by side
     saved = torch.load(tmp_path / "test_embeddings.pt")
     assert saved["embeddings"].shape == (len(saved["labels"]), 64)
 

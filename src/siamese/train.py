@@ -180,6 +180,10 @@ def train(cfg: DictConfig) -> float:
             throughput={"fit_images_per_s": images * trainer.world_size / fit_s},
         )
         record.complete()
+        if trainer.logger:  # TensorBoard's hparams tab: each run's choices beside its results
+            choices = record.data["choices"] | {"seed": cfg.seed, "name": cfg.name}
+            final = {k: v for k, v in metrics.items() if k.startswith("test/")}
+            trainer.logger.log_hyperparams(choices, metrics=final)
     except BaseException as err:
         record.fail(err)
         raise
