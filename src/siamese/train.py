@@ -34,16 +34,16 @@ def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
     seed = cfg.seed + rank_zero_only.rank
     datamodule = instantiate(cfg.data, sampler=instantiate(cfg.sampler), seed=seed)
     datamodule.setup("fit")
-    # keys a config leaves null are filled from the data (the sdrn discriminator's classes), and
-    # written back so that the saved config and every checkpoint rebuild the same model
-    for key, value in {"num_classes": datamodule.num_train_classes}.items():
-        if key in cfg.loss and cfg.loss[key] is None:
-            cfg.loss[key] = value
-    if "num_classes" in cfg.loss and cfg.loss.num_classes < datamodule.num_train_classes:
-        raise ConfigValueError(
-            f"loss.num_classes={cfg.loss.num_classes} but the training split has "
-            f"{datamodule.num_train_classes} classes: leave it null to take the split's count"
-        )
+    # the sdrn discriminator's classes: null means the training split's count, written back so
+    # that the saved config and every checkpoint rebuild the same model
+    if "num_classes" in cfg.loss:
+        if cfg.loss.num_classes is None:
+            cfg.loss.num_classes = datamodule.num_train_classes
+        if cfg.loss.num_classes < datamodule.num_train_classes:
+            raise ConfigValueError(
+                f"loss.num_classes={cfg.loss.num_classes} but the training split has "
+                f"{datamodule.num_train_classes} classes: leave it null to take the split's count"
+            )
     module = build_module(cfg, *datamodule.pixel_stats())
     if datamodule.tuple_size != module.loss.tuple_size:
         raise ConfigValueError(
