@@ -83,7 +83,9 @@ def test_a_requeued_slurm_job_resumes_its_own_unfinished_folder(tmp_path, monkey
         RunRecord(tmp_path, INFO)
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
     record = RunRecord.open(tmp_path, INFO)  # the requeued job: no resume= on its command line
-    assert record.resumed and read_record(tmp_path)["resumes"][0]["previous_status"] == "interrupted"
+    assert (
+        record.resumed and read_record(tmp_path)["resumes"][0]["previous_status"] == "interrupted"
+    )
     RunRecord(tmp_path, INFO)  # the old constructor takes it back the same way
     record.complete()
     with pytest.raises(FileExistsError, match="completed"):  # but never a finished run's

@@ -18,7 +18,6 @@ from typing import IO, Any
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 
-
 # mkstemp creates 0600 files; a written file gets the usual 0666 minus the umask, like open()
 _UMASK = os.umask(0)
 os.umask(_UMASK)

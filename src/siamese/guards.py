@@ -44,6 +44,7 @@ def finite_or_raise(key: str, value: Any) -> None:
         raise ValueError(f"{key}={value} must be a finite number")
 
 
+@torch.no_grad()
 def _total_norm(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:
     """2-norm of all tensors together, as one float32 device scalar (0 for none)."""
     if not tensors:
@@ -129,8 +130,8 @@ class DivergenceGuard(Callback):
         lr_text = f" (optimizer lr is {lr:g})" if isinstance(lr, int | float) else ""
         if not math.isfinite(weight_norm):
             raise DivergenceError(
-                f"weights are non-finite (total norm {weight_norm}) {where}, after the previous "
-                f"optimizer step{lr_text}: {ADVICE}"
+                f"weights are non-finite (total norm {weight_norm}) after optimizer step "
+                f"{step - 1}, found before global step {step}{lr_text}: {ADVICE}"
             )
         if not math.isfinite(loss):
             raise DivergenceError(f"loss is {loss} {where}{lr_text}: {ADVICE}")
