@@ -113,3 +113,31 @@ def test_torch_save_and_leftovers_of_a_kill(tmp_path):
     stale.write_bytes(b"partial")
     assert remove_temporaries(tmp_path) == [stale]
     assert os.listdir(tmp_path) == ["emb.pt"]
+
+
+KILLED_AT_RENAME = """
+import os, signal, sys, torch
+from siamese.atomic import AtomicCheckpointIO
+os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # dies between write and rename
+AtomicCheckpointIO().save_checkpoint({"global_step": 2, "w": torch.zeros(10_000)}, sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_a_kill_between_write_and_rename_leaves_a_loadable_last_ckpt(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-c", KILLED_AT_RENAME, str(path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    assert AtomicCheckpointIO().load_checkpoint(path)["global_step"] == 1
+    [stale] = [p for p in tmp_path.iterdir() if p != path]  # the full temp file, never renamed
+    assert stale.name.startswith(".last.ckpt.") and stale.stat().st_size > 40_000
+    remove_temporaries(tmp_path)
+    assert os.listdir(tmp_path) == ["last.ckpt"]

@@ -143,5 +143,47 @@ def test_a_signal_outside_a_fit_stops_at_once_and_handlers_are_restored():
     assert signal.getsignal(signal.SIGUSR1) == before
 
 
+class SignalsItself(Tiny):
+    """Sends itself a signal from inside a validation or test batch (test-only switch)."""
+
+    def __init__(self, signum: int, during: str):
+        super().__init__()
+        self.signum, self.during = signum, during
+
+    def validation_step(self, batch, batch_idx):
+        if self.during == "fit-validation" and self.trainer.state.fn == "fit" and batch_idx == 0:
+            os.kill(os.getpid(), self.signum)
+        return super().validation_step(batch, batch_idx)
+
+    def test_step(self, batch, batch_idx):
+        if batch_idx == 0:
+            os.kill(os.getpid(), self.signum)
+        return self.validation_step(batch, batch_idx)
+
+
+def test_a_sigterm_during_validation_in_a_fit_waits_for_the_next_training_batch(tmp_path):
+    # Lightning's own handler would end validation with SIGTERMException: exit status 0
+    seen = []
+    guard = StopOnSignal(tmp_path / "checkpoints" / "last.ckpt", seen.append, [signal.SIGTERM])
+    module = SignalsItself(signal.SIGTERM, "fit-validation")
+    with guard, pytest.raises(Interrupted) as err:
+        trainer_for(tmp_path, guard, num_sanity_val_steps=0).fit(module, loader(), loader(16))
+    assert err.value.code == 128 + signal.SIGTERM and seen == [err.value]
+    # validation ran whole after epoch 0; the first batch of epoch 1 then stopped the run
+    assert err.value.step == STEPS_PER_EPOCH + 1
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == STEPS_PER_EPOCH + 1
+
+
+def test_a_signal_during_test_stops_without_a_checkpoint(tmp_path):
+    seen = []
+    guard = StopOnSignal(tmp_path / "last.ckpt", seen.append, [signal.SIGUSR1])
+    module = SignalsItself(signal.SIGUSR1, "test")
+    with guard, pytest.raises(Interrupted) as err:
+        trainer_for(tmp_path, guard).test(module, loader(16))
+    assert err.value.code == 128 + signal.SIGUSR1 and err.value.checkpoint is None
+    assert seen == [err.value] and not (tmp_path / "last.ckpt").exists()
+
+
 if __name__ == "__main__":
     child(Path(sys.argv[1]), sys.argv[2])
