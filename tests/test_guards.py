@@ -80,6 +80,7 @@ def test_a_non_finite_loss_at_step_k_stops_there_with_finite_weights(tmp_path, k
         fit(tmp_path, module, DivergenceGuard())
     assert module.trainer.global_step == k  # that step's update never happened
     assert_finite(module)
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists() == (k >= 16)
     assert saved_weights_are_finite(tmp_path / "checkpoints")
 
 
@@ -116,6 +117,16 @@ def test_the_loss_bound(tmp_path):
     with pytest.raises(DivergenceError, match=r"exceeds guard.max_loss=100 at global step (\d+)"):
         fit(tmp_path, module, DivergenceGuard(max_loss=100.0))
     assert 0 < module.trainer.global_step < 16
+
+
+@pytest.mark.parametrize("k", [5, 15])  # 15: the epoch's last step, then validation
+def test_the_lagged_check_of_cuda_names_the_same_step_and_saves_nothing_non_finite(tmp_path, k):
+    # blocking=False: read one step late (the CUDA default, without a host sync per step)
+    module = Tiny(nan_at_step=k)
+    with pytest.raises(DivergenceError, match=rf"loss is nan at global step {k} "):
+        fit(tmp_path, module, DivergenceGuard(blocking=False))
+    assert module.trainer.global_step == k + 1  # the bad update was made, then stopped
+    assert saved_weights_are_finite(tmp_path / "checkpoints")
 
 
 def test_a_healthy_run_is_untouched(tmp_path):

@@ -7,11 +7,14 @@ DivergenceError naming the global step, the quantity and its value. Weights are 
 with a blocking read, before every validation and every checkpoint, so no non-finite weights
 become `last` or `best`.
 
-Reading the three values costs one device-to-host sync per step. On the CPU that is free. On CUDA
-the default is `blocking=False`: the values are copied to pinned memory without blocking and read
-at the next step (or at the next validation or checkpoint, whichever comes first), so a bad step
-is still stopped one step later, naming the step that went bad; its update has then reached the
-in-memory weights, but never a checkpoint. `blocking=True` reads every step before the update.
+Reading the three values costs one device-to-host read per step. On the CPU that is free, and
+the check is read before the update. On CUDA (blocking=None, the default, or False) the values
+are copied to pinned memory without blocking and read at the next step (or at the next validation
+or checkpoint, whichever comes first): no host sync per step, and a bad step is still stopped one
+step later, naming the step that went bad; its update has then reached the in-memory weights (the
+run fails with them), never a checkpoint. blocking=True reads each step before its update (one
+sync per step on CUDA). The lagged path is tested on the CPU (blocking=False); its CUDA calls
+(pinned copy, event) were not run on a GPU here.
 """
 
 import math
@@ -59,7 +62,7 @@ class DivergenceGuard(Callback):
     max_loss: a loss above it stops the run (None: only a non-finite loss does).
     max_weight_norm: a total weight 2-norm above it stops the run (None: only non-finite).
     blocking: read the check before each optimizer step (True) or one step later without a
-    host sync (False); None: True on the CPU, False on CUDA.
+    host sync (False); None: True off CUDA, False on CUDA.
     """
 
     def __init__(
@@ -75,7 +78,7 @@ class DivergenceGuard(Callback):
                     raise ValueError(f"guard.{key}={bound} must be > 0 (or null: no bound)")
         self.max_loss = max_loss
         self.max_weight_norm = max_weight_norm
-        self.blocking = blocking  # None and False both mean: lagged on CUDA
+        self.blocking = blocking
         self._losses: list[torch.Tensor] = []
         self._pending: tuple[torch.Tensor, Any, int, float] | None = None
         self._host: torch.Tensor | None = None
@@ -105,23 +108,28 @@ class DivergenceGuard(Callback):
             self._judge(values.tolist(), step, lr)
             return
         self._read_pending()  # the previous step's values: copied long ago, no wait
-        if self._host is None:
-            self._host = torch.empty(3, dtype=torch.float32, pin_memory=True)
-        self._host.copy_(values, non_blocking=True)
-        event = torch.cuda.Event()
-        event.record()
-        self._pending = (self._host, event, step, lr)
+        if values.device.type == "cuda":
+            if self._host is None:
+                self._host = torch.empty(3, dtype=torch.float32, pin_memory=True)
+            self._host.copy_(values, non_blocking=True)  # safe to reuse: the last copy was read
+            event = torch.cuda.Event()
+            event.record()
+            self._pending = (self._host, event, step, lr)
+        else:  # blocking=False off CUDA: the same order of checks, for tests
+            self._pending = (values, None, step, lr)
 
     def _blocks(self, values: torch.Tensor) -> bool:
-        # off CUDA the read is free (and pinned memory needs CUDA)
-        return values.device.type != "cuda" or bool(self.blocking)
+        if self.blocking is not None:
+            return self.blocking
+        return values.device.type != "cuda"  # a host read is free off CUDA
 
     def _read_pending(self) -> None:
         if self._pending is None:
             return
         host, event, step, lr = self._pending
         self._pending = None
-        event.synchronize()
+        if event is not None:
+            event.synchronize()
         self._judge(host.tolist(), step, lr)
 
     def _judge(self, values: list[float], step: int, lr: float | None) -> None:
