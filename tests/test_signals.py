@@ -185,5 +185,39 @@ def test_a_signal_during_test_stops_without_a_checkpoint(tmp_path):
     assert seen == [err.value] and not (tmp_path / "last.ckpt").exists()
 
 
+class SignalsAtStep(Tiny):
+    """Sends itself a signal in training step `at`, after calling `before()` (test-only)."""
+
+    def __init__(self, signum: int, at: int, before=lambda: None):
+        super().__init__()
+        self.signum, self.at, self.before = signum, at, before
+
+    def training_step(self, batch, batch_idx):
+        if self.global_step == self.at:
+            self.before()
+            os.kill(os.getpid(), self.signum)
+        return super().training_step(batch, batch_idx)
+
+
+def test_a_full_disk_at_the_signal_keeps_the_previous_last_and_still_exits_non_zero(
+    tmp_path, monkeypatch
+):
+    from tests.test_atomic import disk_full
+
+    seen = []
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    guard = StopOnSignal(last, seen.append, [signal.SIGUSR1])
+    at = STEPS_PER_EPOCH + 4  # after epoch 0's checkpoints
+    module = SignalsAtStep(signal.SIGUSR1, at, before=lambda: disk_full(monkeypatch))
+    with guard, pytest.raises(Interrupted) as err:
+        trainer_for(tmp_path, guard, num_sanity_val_steps=0).fit(module, loader(), loader(16))
+    monkeypatch.undo()
+    assert err.value.code == 128 + signal.SIGUSR1 and seen == [err.value]
+    assert err.value.checkpoint is None and "No space left on device" in err.value.note
+    assert err.value.step == at + 1
+    assert torch.load(last, weights_only=False)["global_step"] == STEPS_PER_EPOCH
+    assert sorted(p.name for p in last.parent.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
 if __name__ == "__main__":
     child(Path(sys.argv[1]), sys.argv[2])

@@ -147,7 +147,8 @@ class StopOnSignal(Callback):
             try:
                 self._save(trainer)
                 checkpoint = str(self.checkpoint_path)
-            except Exception as err:  # e.g. a full disk: the previous checkpoint stays
+            except OSError as err:  # e.g. a full disk: the previous checkpoint stays
+                # (a DivergenceError found while saving propagates: the run failed)
                 log.exception("the interrupted run's checkpoint could not be written")
                 notes.append(f"checkpoint not written ({err})")
         err = Interrupted(signum, step, epoch, checkpoint, "; ".join(notes))
@@ -157,6 +158,7 @@ class StopOnSignal(Callback):
             except Exception as hook_err:  # still exit non-zero, with the signal's code
                 log.exception("on_interrupt failed")
                 err.note = "; ".join([*notes, f"on_interrupt failed: {hook_err}"])
+        log.error("%s", err)
         previous = self._previous.get(signum)
         if _chainable(previous):
             try:
