@@ -98,6 +98,9 @@ class DivergenceGuard(Callback):
         losses = self._losses or [torch.zeros((), device=device)]
         self._losses = []
         loss = torch.stack([x.float().reshape(()) for x in losses])
+        scale = getattr(scaler, "_scale", None)  # fp16 AMP hands hooks the scaled loss
+        if isinstance(scale, torch.Tensor):
+            loss = loss / scale.to(loss.device).float()
         # the loss that is worst: nan or inf if any is, else the largest
         worst = torch.where(torch.isfinite(loss).all(), loss.max(), loss.sum())
         values = torch.stack(
