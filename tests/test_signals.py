@@ -175,6 +175,22 @@ def test_a_sigterm_during_validation_in_a_fit_waits_for_the_next_training_batch(
     assert ckpt["global_step"] == STEPS_PER_EPOCH + 1
 
 
+def test_a_signal_during_the_last_validation_saves_the_finished_fit(tmp_path):
+    seen = []
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    guard = StopOnSignal(last, seen.append, [signal.SIGTERM])
+    module = SignalsItself(signal.SIGTERM, "fit-validation")
+    with guard, pytest.raises(Interrupted) as err:
+        trainer_for(tmp_path, guard, max_epochs=1, num_sanity_val_steps=0).fit(
+            module, loader(), loader(16)
+        )
+    assert err.value.step == STEPS_PER_EPOCH and err.value.checkpoint == str(last)
+    # resuming finds the fit done and goes straight on (to validate/test in a real run)
+    trainer = trainer_for(tmp_path, None, max_epochs=1)
+    trainer.fit(Tiny(), loader(), loader(16), ckpt_path=last)
+    assert trainer.global_step == STEPS_PER_EPOCH
+
+
 def test_a_signal_during_test_stops_without_a_checkpoint(tmp_path):
     seen = []
     guard = StopOnSignal(tmp_path / "last.ckpt", seen.append, [signal.SIGUSR1])
