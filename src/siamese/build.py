@@ -8,9 +8,11 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
+from siamese.atomic import AtomicCheckpointIO
 from siamese.callbacks import ConfigInCheckpoint, DataOnDevice, SplitScores
 from siamese.checks import ConfigValueError, build_node
 from siamese.data import SiameseDataModule
+from siamese.guards import DivergenceGuard
 from siamese.models.encoder import Encoder
 from siamese.modules import SiameseModule
 from siamese.scoring import Scorer
@@ -85,19 +87,32 @@ def make_trainer(
     """The trainer of a run in `run_dir`: best/last checkpoints, the config in each of them, and
     the val/test scoring on the fixed `pairs`."""
     logger = build_node(cfg.logger, "logger", save_dir=str(run_dir)) if cfg.logger else False
-    checkpoints = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
+    folder = run_dir / "checkpoints"
+    # fixed names (a resumed run overwrites them, no best-v1.ckpt), written atomically
+    best = ModelCheckpoint(
+        dirpath=folder,
         filename="best",
         monitor=cfg.evaluation.monitor,
         mode=cfg.evaluation.mode,
         save_last=True,
         auto_insert_metric_name=False,
+        enable_version_counter=False,
     )
+    # last.ckpt also every few steps: a kill loses minutes, not an epoch
+    every = ModelCheckpoint(
+        dirpath=folder,
+        save_top_k=0,
+        save_last=True,
+        every_n_train_steps=cfg.checkpoint.every_n_steps,
+        enable_version_counter=False,
+    )
+    guard = DivergenceGuard(cfg.guard.max_loss, cfg.guard.max_weight_norm)
     scores = SplitScores(build_scorer(cfg), pairs, run_dir / "test_embeddings.pt")
     return build_node(
         cfg.trainer,
         "trainer",
         logger=logger,
         default_root_dir=str(run_dir),
-        callbacks=[DataOnDevice(), scores, checkpoints, ConfigInCheckpoint(cfg), *callbacks],
+        plugins=[AtomicCheckpointIO()],
+        callbacks=[DataOnDevice(), scores, guard, best, every, ConfigInCheckpoint(cfg), *callbacks],
     )

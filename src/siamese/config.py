@@ -199,6 +199,17 @@ class EvaluationConf:
 
 
 @dataclass
+class CheckpointConf:
+    every_n_steps: int = MISSING
+
+
+@dataclass
+class GuardConf:
+    max_loss: float | None = MISSING
+    max_weight_norm: float | None = MISSING
+
+
+@dataclass
 class TrainConf:
     trainer: Any = MISSING  # first: other groups interpolate its values (scheduler.T_max)
     data: Any = MISSING
@@ -212,6 +223,8 @@ class TrainConf:
     logger: Any = None
     embedding: EmbeddingConf = MISSING
     evaluation: EvaluationConf = MISSING
+    checkpoint: CheckpointConf = MISSING
+    guard: GuardConf = MISSING
     seed: int = MISSING
     name: str = MISSING
     resume: str | None = MISSING

@@ -17,17 +17,56 @@ Batch = dict[str, Tensor]  # {"images": (B, T, C, H, W) uint8, "labels": (B, T) 
 
 class SampledBatches(Sampler):
     """`steps` index tensors (B, T) per epoch, drawn in the main process from the sampler's
-    generator, so that the batches are the same whichever process gathers them."""
+    generator, so that the batches are the same whichever process gathers them.
+
+    Resumable mid-epoch: its state is the generator's state at the epoch's start and the batches
+    consumed since; restored, the next epoch replays (draws and drops) the consumed batches' indices,
+    which costs no gathering. Loaders draw ahead of the model (Lightning prefetches a batch,
+    workers more), so the generator's current state would not do."""
 
     def __init__(self, sampler, batch_size: int, steps: int):
         self.sampler, self.batch_size, self.steps = sampler, batch_size, steps
+        self._epoch_start: Tensor | None = None
+        self._restored: tuple[Tensor, int] | None = None
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self) -> Iterator[Tensor]:
-        for _ in range(self.steps):
-            yield self.sampler.sample(self.batch_size)
+        g, skip = self.sampler.generator, 0
+        if self._restored is not None:
+            state, skip = self._restored
+            g.set_state(state)
+            self._restored = None
+        self._epoch_start = g.get_state()
+        for step in range(self.steps):
+            idx = self.sampler.sample(self.batch_size)
+            if step >= skip:
+                yield idx
+
+    def state_dict(self, consumed: int) -> dict:
+        g = self.sampler.generator
+        if self._epoch_start is None or consumed >= self.steps:  # between epochs
+            return {"epoch_start": g.get_state(), "consumed": 0}
+        return {"epoch_start": self._epoch_start, "consumed": consumed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._restored = (state["epoch_start"], int(state["consumed"]))
+
+
+class TrainLoader(DataLoader):
+    """The training DataLoader, stateful for Lightning: a checkpoint carries where the epoch's
+    batches stand, so a run resumed mid-epoch sees the batches an uninterrupted one would."""
+
+    def __init__(self, data: "ImageSet", batches: SampledBatches, consumed: Callable[[], int]):
+        super().__init__(GatherBatch(data), sampler=batches, batch_size=None)
+        self.batches, self.consumed = batches, consumed
+
+    def state_dict(self) -> dict:
+        return self.batches.state_dict(self.consumed())
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches.load_state_dict(state)
 
 
 class GatherBatch(Dataset):
@@ -157,7 +196,12 @@ class SiameseDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         batches = SampledBatches(self.sampler, self.batch_size, self.steps_per_epoch)
-        return DataLoader(GatherBatch(self.splits["train"]), sampler=batches, batch_size=None)
+        return TrainLoader(self.splits["train"], batches, self._consumed)
+
+    def _consumed(self) -> int:
+        """Training batches the model has taken this epoch (Lightning's count, read when a
+        checkpoint is saved: after a batch's hooks, or at the epoch's end)."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(SplitBatches(self.splits["val"], self.eval_batch_size), batch_size=None)
