@@ -239,3 +239,22 @@ def test_search_command_errors_name_the_key(make_config, tmp_path, monkeypatch, 
     with pytest.raises(SystemExit) as err:
         main()
     assert message in str(err.value)
+
+
+def test_export_command_writes_into_the_run_folder(make_config, tmp_path, monkeypatch, capsys):
+    from siamese.export import main
+
+    ckpt = save_run(make_config, tmp_path, "backbone=mlp")
+    monkeypatch.setattr(sys, "argv", ["export", f"ckpt_path={ckpt}", "format=torchscript"])
+    main()
+    printed = capsys.readouterr().out.split()
+    run = ckpt.parent.parent
+    assert printed == [str(run / "export" / "model.pt"), str(run / "export" / "model.pt.json")]
+    for argv, message in (
+        ([f"ckpt_path={ckpt}", "format=tflite"], "format must be one of onnx, torchscript"),
+        ([f"ckpt_path={run}", "format=onnx"], "is a directory, not a checkpoint file"),
+        ([f"ckpt_path={run}/nope.ckpt", "format=onnx"], "nope.ckpt does not exist"),
+    ):
+        monkeypatch.setattr(sys, "argv", ["export", *argv])
+        with pytest.raises(SystemExit, match=message):
+            main()
