@@ -258,3 +258,13 @@ def test_export_command_writes_into_the_run_folder(make_config, tmp_path, monkey
         monkeypatch.setattr(sys, "argv", ["export", *argv])
         with pytest.raises(SystemExit, match=message):
             main()
+
+
+def test_export_leaves_the_callers_module_as_it_was(make_config, tmp_path):
+    cfg = make_config("backbone=mlp", f"data.image_size={SIZE}")
+    module = build_module(cfg, torch.zeros(3), torch.ones(3)).train()
+    module.threshold.fill_(0.5)  # not NaN: NaN never equals itself
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    export_module(module, cfg, "torchscript", tmp_path)
+    assert module.training and module.encoder.backbone.training
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())

@@ -11,6 +11,7 @@ deprecated in torch 2.9+ and warns that it will be removed. Each export is check
 kept: the exported model must give module.embed's embeddings (to 1e-4) on a batch of another size.
 """
 
+import copy
 import importlib.metadata
 import json
 import linecache
@@ -158,7 +159,7 @@ def _check(fmt: str, path: Path, module, cfg) -> None:
 
     images = _example(cfg, 3, seed=1)  # another batch size than the traced one
     with torch.inference_mode():
-        expected = module.embed(images).float()
+        expected = module.embed(images.to(module.pixel_mean.device)).float().cpu()
     got = load_model(path).embed(images)
     if got.shape != expected.shape or not torch.allclose(got, expected, atol=TOLERANCE, rtol=0):
         diff = (got - expected).abs().max() if got.shape == expected.shape else got.shape
@@ -179,8 +180,10 @@ def export_module(
         raise NotADirectoryError(f"out={out_dir} is a file, not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = new_file(out_dir / f"model{FORMATS[fmt]}")
-    module = module.eval().cpu()
-    net = NormalizedEncoder(module.encoder, module.pixel_mean, module.pixel_std).eval()
+    # a CPU copy in eval mode: the caller's module (on a GPU, in training) is left as it was
+    net = NormalizedEncoder(
+        copy.deepcopy(module.encoder).cpu(), module.pixel_mean.cpu(), module.pixel_std.cpu()
+    ).eval()
     example = _example(cfg, 2, seed=0)
     if fmt == "onnx":
         _export_onnx(net, example, path, cfg)
@@ -188,7 +191,11 @@ def export_module(
         _export_torchscript(net, example, path, cfg)
     meta = meta_path(path)
     meta.write_text(json.dumps(metadata(module, cfg, fmt, class_names), indent=2) + "\n")
-    _check(fmt, path, module, cfg)
+    was_training = module.training
+    try:
+        _check(fmt, path, module.eval(), cfg)
+    finally:
+        module.train(was_training)
     return path, meta
 
 
