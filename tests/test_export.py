@@ -9,22 +9,24 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 from torch import Tensor, nn
 
 from siamese.checkpoint import CONFIG_KEY
+from siamese.config import register
 from siamese.data import SyntheticGlyphs
 from siamese.export import ExportError, export_checkpoint, export_module
 from siamese.exported import load_model, meta_path
 from siamese.search import search
 from siamese.train import build_module
 from siamese.verify import verify
-from tests.conftest import ROOT, options
+from tests.conftest import ROOT, TINY, options
 
 SIZE = 16
 # two_branch and resnet18 take longer to export: every backbone still runs with -m slow
-FAST = {"convnet", "mlp"}
+FAST = {"mlp"}
 BACKBONES = [
     b if b in FAST else pytest.param(b, marks=pytest.mark.slow) for b in options("backbone")
 ]
@@ -53,6 +55,18 @@ def save_run(make_config, tmp_path: Path, *overrides: str) -> Path:
     }
     torch.save(state, ckpt)
     return ckpt
+
+
+@pytest.fixture(scope="module")
+def mlp_ckpt(tmp_path_factory) -> Path:
+    """One saved mlp run, shared by the tests that only read it."""
+    register()
+
+    def make(*overrides: str):
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            return compose("train", overrides=[*TINY, *overrides])
+
+    return save_run(make, tmp_path_factory.mktemp("shared"), "backbone=mlp")
 
 
 def glyphs(n: int) -> Tensor:
@@ -148,8 +162,8 @@ def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_exported_models_load_without_lightning_or_hydra(make_config, tmp_path):
-    ckpt = save_run(make_config, tmp_path, "backbone=mlp")
+def test_exported_models_load_without_lightning_or_hydra(mlp_ckpt, tmp_path):
+    ckpt = mlp_ckpt
     onnx, _ = export_checkpoint(ckpt, "onnx")
     script, _ = export_checkpoint(ckpt, "torchscript")
     a, b = write_pngs(tmp_path / "img", glyphs(2))
@@ -197,8 +211,8 @@ def test_verify_and_search_print_the_same_with_an_export(make_config, tmp_path):
     assert ranked[0] == ranked[1] and ranked[0][0].name == "00.png"
 
 
-def test_search_skips_a_corrupt_gallery_image_and_names_it(make_config, tmp_path, caplog):
-    ckpt = save_run(make_config, tmp_path, "backbone=mlp")
+def test_search_skips_a_corrupt_gallery_image_and_names_it(mlp_ckpt, tmp_path, caplog):
+    ckpt = mlp_ckpt
     gallery = tmp_path / "gallery"
     write_pngs(gallery, glyphs(4))
     (gallery / "01.png").write_bytes(b"not an image")
@@ -224,10 +238,10 @@ def test_search_skips_a_corrupt_gallery_image_and_names_it(make_config, tmp_path
         (["ckpt_path=", "model=DIR/f.png"], "unknown file type '.png'"),
     ],
 )
-def test_search_command_errors_name_the_key(make_config, tmp_path, monkeypatch, args, message):
+def test_search_command_errors_name_the_key(mlp_ckpt, tmp_path, monkeypatch, args, message):
     from siamese.search import main
 
-    ckpt = save_run(make_config, tmp_path, "backbone=mlp")
+    ckpt = mlp_ckpt
     (tmp_path / "DIR").mkdir()
     write_pngs(tmp_path / "DIR", glyphs(2)[:1])[0].rename(tmp_path / "DIR" / "f.png")
     gallery = tmp_path / "gallery"
