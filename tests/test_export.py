@@ -14,15 +14,15 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch import Tensor, nn
 
+from siamese.build import build_module
 from siamese.checkpoint import CONFIG_KEY
 from siamese.config import register
 from siamese.data import SyntheticGlyphs
 from siamese.export import ExportError, export_checkpoint, export_module
 from siamese.exported import load_model, meta_path
 from siamese.search import search
-from siamese.train import build_module
 from siamese.verify import verify
-from tests.conftest import ROOT, TINY, options
+from tests.helpers import ROOT, TINY, options
 
 SIZE = 16
 # two_branch and resnet18 take longer to export: every backbone still runs with -m slow

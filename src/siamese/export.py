@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from siamese.cli import argv, parse
 from siamese.exported import DEFAULT_RESIZE, meta_path
+from siamese.keyvalue import argv, parse
 
 USAGE = "python -m siamese.export ckpt_path=FILE format=onnx|torchscript [out=DIR]"
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}

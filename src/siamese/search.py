@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from siamese.cli import UsageError, argv, parse
 from siamese.distances import distance_matrix
 from siamese.exported import Model, load_images, load_model
+from siamese.keyvalue import UsageError, argv, parse
 from siamese.verify import model_argument
 
 USAGE = (
