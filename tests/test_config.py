@@ -98,6 +98,8 @@ def test_sprn_and_sdrn_differ_only_in_loss_sampler_model_and_name(make_config):
         ),
         ("backbone.widths=[]", "backbone.widths must be at least 1 width"),
         ("loss=tripplet", "Could not find 'loss/tripplet'"),
+        ("+foo=1", "foo is not a setting"),
+        ("+embedding.dims=5", "embedding.dims is not a setting"),
     ],
 )
 def test_bad_override_fails_at_start_naming_the_key(make_config, override, message):

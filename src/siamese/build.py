@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
-from siamese.callbacks import ConfigInCheckpoint, SplitScores
+from siamese.callbacks import ConfigInCheckpoint, DataOnDevice, SplitScores
 from siamese.checks import ConfigValueError, build_node
 from siamese.data import SiameseDataModule
 from siamese.models.encoder import Encoder
@@ -99,5 +99,5 @@ def make_trainer(
         "trainer",
         logger=logger,
         default_root_dir=str(run_dir),
-        callbacks=[scores, checkpoints, ConfigInCheckpoint(cfg), *callbacks],
+        callbacks=[DataOnDevice(), scores, checkpoints, ConfigInCheckpoint(cfg), *callbacks],
     )

@@ -22,6 +22,14 @@ class ConfigInCheckpoint(Callback):
         checkpoint[CONFIG_KEY] = self.config
 
 
+class DataOnDevice(Callback):
+    """Moves the data module's splits and sampling to the run's device once, at set-up."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.datamodule is not None:
+            trainer.datamodule.place(trainer.strategy.root_device)
+
+
 class SplitScores(Callback):
     """Scores a split from the embeddings its validation or test loop produced, once per epoch:
     val chooses τ (kept in the module's `threshold` buffer, so every checkpoint carries it), test
@@ -40,8 +48,9 @@ class SplitScores(Callback):
     on_validation_batch_end = on_test_batch_end = _collect
 
     def _take(self) -> tuple[Tensor, Tensor]:
-        embeddings = torch.cat([e for e, _ in self._collected]).cpu()
-        labels = torch.cat([y for _, y in self._collected]).cpu()
+        # left on their device: the metrics run there and only the numbers come back
+        embeddings = torch.cat([e for e, _ in self._collected])
+        labels = torch.cat([y for _, y in self._collected])
         self._collected.clear()
         return embeddings, labels
 
@@ -58,4 +67,5 @@ class SplitScores(Callback):
         metrics = self.scorer(embeddings, labels, self.pairs["test"], float(pl_module.threshold))
         pl_module.log_dict({f"test/{k}": v for k, v in metrics.items()})
         if self.embeddings_path is not None and trainer.is_global_zero:
-            torch.save({"embeddings": embeddings, "labels": labels}, self.embeddings_path)
+            saved = {"embeddings": embeddings.float().cpu(), "labels": labels.cpu()}
+            torch.save(saved, self.embeddings_path)

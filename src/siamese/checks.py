@@ -9,6 +9,7 @@ config node and puts the node's key in front of such an error. The keys that go 
 import math
 import re
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -66,7 +67,9 @@ RULES: dict[str, Callable[[Any], str | None]] = {
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigValueError naming the first key whose value is out of range."""
+    """Raise ConfigValueError naming an added key nothing reads (`+foo=1`) or the first key whose
+    value is out of range."""
+    check_known_keys(cfg)
     for key, rule in RULES.items():
         group, _, name = key.partition(".")
         node = cfg.get(group)
@@ -81,6 +84,25 @@ def check_config(cfg: DictConfig) -> None:
             f"evaluation.monitor must be one of the val metrics, {sorted(monitored)}, "
             f"got {cfg.evaluation.monitor!r}"
         )
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """`+key=value` adds a key even where the schema has none; at the top level and in the
+    groups that build no object (embedding, evaluation) nothing would read it."""
+    from siamese.config import EmbeddingConf, EvaluationConf, TrainConf
+
+    for prefix, node, schema in (
+        ("", cfg, TrainConf),
+        ("embedding.", cfg.embedding, EmbeddingConf),
+        ("evaluation.", cfg.evaluation, EvaluationConf),
+    ):
+        known = {f.name for f in fields(schema)}
+        unknown = [k for k in node if k not in known and not (prefix == "" and k == "hydra")]
+        if unknown:
+            raise ConfigValueError(
+                f"{prefix}{unknown[0]} is not a setting (known: {', '.join(sorted(known))}): "
+                "nothing would read it"
+            )
 
 
 def logged_metrics(cfg: DictConfig) -> set[str]:

@@ -214,6 +214,7 @@ class TrainConf:
     evaluation: EvaluationConf = MISSING
     seed: int = MISSING
     name: str = MISSING
+    resume: str | None = MISSING
 
 
 SCHEMAS = {
@@ -248,6 +249,9 @@ def loss_schemas() -> dict[str, type]:
 
 def register() -> None:
     """Store every schema as `schema/<group>/<name>`, and the top-level one as `schema/train`."""
+    from siamese.folders import register_resolvers
+
+    register_resolvers()
     if not OmegaConf.has_resolver("mul"):
         OmegaConf.register_new_resolver("mul", lambda *xs: _product(xs))
     cs = ConfigStore.instance()

@@ -1,6 +1,7 @@
 """The LightningDataModule: one in-memory data set, split, and batches of sampled index tuples."""
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytorch_lightning as pl
 import torch
@@ -99,6 +100,7 @@ class SiameseDataModule(pl.LightningDataModule):
         self.eval_batch_size, self.eval_pairs = eval_batch_size, eval_pairs
         self.split = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
         self.split_by, self.split_seed = split_by, split_seed
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.splits: dict[str, ImageSet] = {}
         self.pairs: dict[str, Tensor] = {}
@@ -162,6 +164,22 @@ class SiameseDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(SplitBatches(self.splits["test"], self.eval_batch_size), batch_size=None)
+
+    def place(self, device: torch.device) -> None:
+        """Hold the splits on `device` and sample there, so that no training step gathers on the
+        host or copies images to the device. Called once, before any batch is drawn (a resumed
+        run's generator state is restored after it); a no-op on the CPU."""
+        device = torch.device(device)
+        in_memory = all(isinstance(d.images, Tensor) for d in self.splits.values())
+        if device.type == "cpu" or not self.splits or not in_memory:
+            return
+        self.splits = {
+            s: replace(d, images=d.images.to(device), labels=d.labels.to(device))
+            for s, d in self.splits.items()
+        }
+        self.generator = torch.Generator(device).manual_seed(self.seed)
+        if self.make_sampler is not None:
+            self.sampler.to(self.generator)
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
