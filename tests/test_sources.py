@@ -486,3 +486,24 @@ def test_pretrained_resnet18_from_the_hub_cache_only(tmp_path, monkeypatch):
     assert ResNet18().input_mean is None
     with pytest.raises(ValueError, match="normalization=batchnorm"):
         ResNet18(pretrained=True, normalization="groupnorm")
+
+
+def test_worker_gathered_batches_equal_in_memory_batches(tmp_path, glyphs):
+    from torch.utils.data import DataLoader
+
+    from siamese.data.streaming import DrawnBatches, GatherBatches
+
+    root = tmp_path / "png"
+    write_glyph_folder(glyphs, root)
+    memory = ImageFolder(root, image_size=16)()
+    lazy = ImageFolder(root, image_size=16, max_memory_gb=1e-6)()
+    sampler = PairSampler(memory.labels, torch.Generator().manual_seed(3))
+    expected = [memory.images[sampler.sample(8)] for _ in range(4)]
+    loader = DataLoader(
+        GatherBatches(lazy),
+        sampler=DrawnBatches(PairSampler(lazy.labels, torch.Generator().manual_seed(3)), 8, 4),
+        batch_size=None,
+        num_workers=2,
+    )
+    got = [batch["images"] for batch in loader]
+    assert len(got) == 4 and all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
