@@ -6,6 +6,7 @@ import os
 import pickle
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -422,6 +423,24 @@ def test_torchvision_offline_download_fails_fast_and_leaves_nothing(tmp_path, mo
         TorchvisionDataset("MNIST", root, download=True, timeout_s=2)()
     assert time.perf_counter() - start < 10
     assert sorted(p.name for p in root.rglob("*")) == ["keep.txt"]
+
+
+def test_a_failed_download_removes_its_partial_files(tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    import torchvision.datasets.mnist as mnist
+
+    import siamese.data.tvdata as tvdata
+
+    def partial(url, download_root, filename=None, md5=None, **kw):
+        (Path(download_root) / filename).write_bytes(b"half a file")
+        raise URLError("connection reset")
+
+    monkeypatch.setattr(tvdata, "_preflight", lambda url, timeout: None)
+    monkeypatch.setattr(mnist, "download_and_extract_archive", partial)
+    with pytest.raises(RuntimeError, match="download failed"):
+        TorchvisionDataset("MNIST", tmp_path, download=True)()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cache_root_follows_the_environment(tmp_path, monkeypatch):

@@ -56,7 +56,7 @@ class TorchvisionDataset(_Decoding):
         num_workers: int | None = None,
         cache: bool = True,
         max_memory_gb: float = 8.0,
-        timeout_s: float = 20.0,
+        timeout_s: float = 10.0,
     ):
         super().__init__(image_size, channels, resize, num_workers, cache, False, max_memory_gb)
         if name not in EXPECTED:
@@ -94,10 +94,16 @@ class TorchvisionDataset(_Decoding):
 
         self.root.mkdir(parents=True, exist_ok=True)
         before = _tree(self.root)
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(self.timeout_s)  # an unreachable host fails in seconds
+        cls = getattr(tvd, self.name)
         try:
-            cls = getattr(tvd, self.name)
+            _preflight(_first_url(cls), self.timeout_s)
+        except OSError as err:
+            raise RuntimeError(
+                self._missing_message(self.missing(), f"the download failed: {err}")
+            ) from err
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(self.timeout_s)  # a stalled transfer fails in seconds
+        try:
             if self.name == "Omniglot":
                 for background in (True, False):
                     cls(str(self.root), background=background, download=True)
@@ -192,6 +198,29 @@ def _class_names(name: str, ds) -> list[str]:
     if name == "SVHN":
         return [str(i) for i in range(10)]
     return list(ds.classes)
+
+
+def _first_url(cls) -> str:
+    if getattr(cls, "mirrors", None):
+        return cls.mirrors[0]
+    if getattr(cls, "url", None):
+        return cls.url
+    if getattr(cls, "split_list", None):
+        return cls.split_list["train"][0]
+    return cls.download_url_prefix
+
+
+def _preflight(url: str, timeout_s: float) -> None:
+    """One connection to the download host, so offline fails in seconds rather than after a
+    timeout per file and mirror."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+    except OSError as err:
+        raise OSError(f"cannot reach {parts.hostname}:{port} ({err})") from err
 
 
 def _tree(root: Path) -> set[str]:
