@@ -252,7 +252,11 @@ def test_manifest_errors_name_the_line(tmp_path, glyphs):
         f"img/{glyphs.class_names[y]}/{i:04d}.png,{glyphs.class_names[y]},{'test' if y == 0 else ''}"
         for i, y in enumerate(glyphs.labels.tolist())
     ]
-    data = CSVManifest(write_manifest(tmp_path, glyphs, rows), image_size=16)()
+    with pytest.raises(ValueError, match=r"split 'test' is given 1 class \['glyph000'\]"):
+        CSVManifest(write_manifest(tmp_path, glyphs, rows), image_size=16)()
+    data = ImageSet(
+        glyphs.images, glyphs.labels, glyphs.class_names, torch.where(glyphs.labels == 0, 2, -1)
+    )
     with pytest.raises(ValueError, match=r"split 'test' has 1 class\(es\) \['glyph000'\]"):
         split_indices(
             data.labels,

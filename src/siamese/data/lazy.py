@@ -53,7 +53,8 @@ class LazyImages:
 
     def subset(self, index: Tensor) -> "LazyImages":
         """The files at `index`, still undecoded."""
-        files = [self.files[i] for i in torch.as_tensor(index).flatten().tolist()]
+        positions = torch.arange(len(self.files))[index].flatten().tolist()  # masks work too
+        files = [self.files[i] for i in positions]
         return LazyImages(files, self.channels, self.size, self.resize, self.threads)
 
     def materialize(self) -> Tensor:

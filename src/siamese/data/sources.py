@@ -131,6 +131,13 @@ class _Decoding:
             " (streaming: decoded per batch)" if streaming else "",
         )
         given = split if bool((split != FREE).any()) else None
+        for name_, code in SPLIT_CODES.items():  # a given split must be usable on its own
+            held = sorted({e.label for e in final if e.split == code})
+            if given is not None and 0 < len(held) < 2:
+                raise ValueError(
+                    f"{what}: split {name_!r} is given {len(held)} class {held}; a split needs at "
+                    "least 2 classes (give it more classes, or leave its rows' split empty)"
+                )
         return ImageSet(images=images, labels=labels, class_names=names, split=given)
 
 
