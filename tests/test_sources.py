@@ -507,6 +507,7 @@ def test_pretrained_resnet18_from_the_hub_cache_only(tmp_path, monkeypatch):
     assert bool((net.net.layer1[0].conv1.weight == 0.5).all())
     assert net.input_mean == pytest.approx((0.485, 0.456, 0.406))
     assert ResNet18().input_mean is None
+    assert ResNet18(1, pretrained=True).input_std == pytest.approx(((0.229 + 0.224 + 0.225) / 3,))
     with pytest.raises(ValueError, match="normalization=batchnorm"):
         ResNet18(pretrained=True, normalization="groupnorm")
 
@@ -530,3 +531,21 @@ def test_worker_gathered_batches_equal_in_memory_batches(tmp_path, glyphs):
     )
     got = [batch["images"] for batch in loader]
     assert len(got) == 4 and all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+def test_folder_through_the_data_module_equals_the_glyph_source(tmp_path, glyphs):
+    from siamese.data.datamodule import SiameseDataModule
+
+    write_glyph_folder(glyphs, tmp_path / "png")
+    modules = [
+        SiameseDataModule(source, channels=3, image_size=16, eval_pairs=50)
+        for source in (lambda: glyphs, ImageFolder(tmp_path / "png", image_size=16))
+    ]
+    for m in modules:
+        m.setup()
+    a, b = modules
+    for s in ("train", "val", "test"):
+        assert torch.equal(a.splits[s].images, b.splits[s].images)
+        assert a.splits[s].class_names == b.splits[s].class_names
+    for s in ("val", "test"):
+        assert torch.equal(a.pairs[s], b.pairs[s])

@@ -122,8 +122,9 @@ class ResNet18(nn.Module):
     `pretrained=True` (or `weights="IMAGENET1K_V1"`, any torchvision ResNet18_Weights name) loads
     the weights from torch's hub cache only; nothing is downloaded, so offline it fails at once
     with the file's expected path. The new 3×3 stem is always trained from scratch. With weights,
-    `input_mean`/`input_std` hold the normalisation they were trained with (ImageNet's), to use
-    instead of the data's pixel statistics; without, both are None."""
+    `input_mean`/`input_std` hold the normalisation they were trained with (ImageNet's; for
+    in_channels=1 its channel average), to use instead of the data's pixel statistics; without
+    weights both are None."""
 
     def __init__(
         self,
@@ -149,6 +150,8 @@ class ResNet18(nn.Module):
                 )
             state, mean, std = _cached_resnet18_weights(weights)
             net.load_state_dict(state)
+            if in_channels != 3:  # grey input: the channel average of the RGB statistics
+                mean, std = [sum(mean) / 3] * in_channels, [sum(std) / 3] * in_channels
             self.input_mean, self.input_std = tuple(mean), tuple(std)
         net.conv1 = nn.Conv2d(in_channels, 64, 3, padding=1, bias=False)
         net.maxpool = nn.Identity()
