@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 from torch import Tensor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -36,8 +37,6 @@ def load_image(path: str | Path, channels: int, size: int, resize: str = "stretc
     ratio; `"crop"` scales the short side to `size` and keeps the centre. The first frame of an
     animated GIF or multi-page TIFF; EXIF orientation applied; alpha composited onto white;
     16-bit images scaled to 8 bits. Errors name the file."""
-    from PIL import Image
-
     check_decode_options(channels, size, resize)
     path = Path(path)
     if not path.is_file():
@@ -57,8 +56,6 @@ def load_image(path: str | Path, channels: int, size: int, resize: str = "stretc
 
 def convert_image(img, channels: int, size: int, resize: str = "stretch") -> Tensor:
     """A PIL image to (channels, size, size) uint8, as `load_image` does it."""
-    from PIL import Image, ImageOps
-
     img = ImageOps.exif_transpose(img)
     img = _to_8bit(img)
     if img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (
@@ -83,8 +80,6 @@ def convert_image(img, channels: int, size: int, resize: str = "stretch") -> Ten
 
 def _to_8bit(img):
     """16-bit and 32-bit integer or float grey images scaled to 8 bits (PIL would clip them)."""
-    from PIL import Image
-
     if img.mode.startswith("I;16") or img.mode == "I":
         a = np.asarray(img).astype(np.float64)
         a = np.clip(a, 0, 65535) / 257.0  # 16-bit range, the common case (PNG and TIFF)
