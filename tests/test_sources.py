@@ -515,7 +515,7 @@ def test_pretrained_resnet18_from_the_hub_cache_only(tmp_path, monkeypatch):
 def test_worker_gathered_batches_equal_in_memory_batches(tmp_path, glyphs):
     from torch.utils.data import DataLoader
 
-    from siamese.data.streaming import DrawnBatches, GatherBatches
+    from siamese.data.datamodule import GatherBatch, SampledBatches
 
     root = tmp_path / "png"
     write_glyph_folder(glyphs, root)
@@ -524,8 +524,8 @@ def test_worker_gathered_batches_equal_in_memory_batches(tmp_path, glyphs):
     sampler = PairSampler(memory.labels, torch.Generator().manual_seed(3))
     expected = [memory.images[sampler.sample(8)] for _ in range(4)]
     loader = DataLoader(
-        GatherBatches(lazy),
-        sampler=DrawnBatches(PairSampler(lazy.labels, torch.Generator().manual_seed(3)), 8, 4),
+        GatherBatch(lazy),
+        sampler=SampledBatches(PairSampler(lazy.labels, torch.Generator().manual_seed(3)), 8, 4),
         batch_size=None,
         num_workers=2,
     )
