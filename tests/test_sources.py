@@ -22,22 +22,12 @@ from siamese.data.sources import CSVManifest, ImageFolder
 from siamese.data.splits import split_indices
 from siamese.data.synthetic import SyntheticGlyphs
 from siamese.data.tvdata import TorchvisionDataset
+from tests.helpers import fake_mnist, pil, write_glyph_folder
 
 
 @pytest.fixture(scope="module")
 def glyphs() -> ImageSet:
     return SyntheticGlyphs(num_classes=6, samples_per_class=5, image_size=16)()
-
-
-def pil(t: torch.Tensor) -> Image.Image:
-    return Image.fromarray(t.permute(1, 2, 0).numpy())
-
-
-def write_glyph_folder(data: ImageSet, root, fmt: str = "png") -> None:
-    for i, (image, label) in enumerate(zip(data.images, data.labels.tolist(), strict=True)):
-        folder = root / data.class_names[label]
-        folder.mkdir(parents=True, exist_ok=True)
-        pil(image).save(folder / f"{i:04d}.{fmt}")
 
 
 @pytest.fixture
@@ -321,25 +311,6 @@ def test_streaming_gathers_the_same_batches(tmp_path, glyphs):
 
 
 # --- torchvision ----------------------------------------------------------------------------
-
-
-def _idx(path, array: np.ndarray) -> None:
-    """An MNIST idx file: magic (0, 0, uint8 type 8, ndim), big-endian sizes, the bytes."""
-    head = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    path.write_bytes(head + array.astype(np.uint8).tobytes())
-
-
-def fake_mnist(root, n_train=20, n_test=10):
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    g = np.random.default_rng(0)
-    arrays = {}
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        x, y = g.integers(0, 256, (n, 28, 28)), np.arange(n) % 10
-        _idx(raw / f"{prefix}-images-idx3-ubyte", x)
-        _idx(raw / f"{prefix}-labels-idx1-ubyte", y)
-        arrays[prefix] = (x.astype(np.uint8), y)
-    return arrays
 
 
 def test_torchvision_mnist_from_a_fake_root(tmp_path):

@@ -1,10 +1,13 @@
 """Assembly: the data module, the LightningModule, the scorer and the trainer a config describes."""
 
+import copy
+import inspect
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -22,7 +25,8 @@ def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
     """The data module (set up) and the LightningModule that a config describes."""
     # each DDP rank draws its own batches (rank 0 of a single-device run: seed itself)
     seed = cfg.seed + rank_zero_only.rank
-    datamodule = build_node(cfg.data, "data", sampler=build_node(cfg.sampler, "sampler"), seed=seed)
+    sampler = build_node(cfg.sampler, "sampler")
+    datamodule = build_node(datamodule_node(cfg.data), "data", sampler=sampler, seed=seed)
     datamodule.setup("fit")
     # the sdrn discriminator's classes: null means the training split's count, written back so
     # that the saved config and every checkpoint rebuild the same model
@@ -44,12 +48,28 @@ def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
     return datamodule, module
 
 
+def datamodule_node(data: DictConfig) -> DictConfig:
+    """The data node without the keys only its source reads: a user sets data.root= beside
+    data.image_size=, and the source takes them through interpolation (`root: ${..root}`)."""
+    node = copy.deepcopy(data)
+    node._set_parent(data._get_parent())  # interpolations resolve as in the whole config
+    OmegaConf.resolve(node)
+    takes = inspect.signature(get_class(node._target_)).parameters
+    with open_dict(node):
+        for key in [k for k in node if not k.startswith("_") and k not in takes]:
+            del node[key]
+    return node
+
+
 def build_module(
     cfg: DictConfig, pixel_mean: torch.Tensor, pixel_std: torch.Tensor
 ) -> SiameseModule:
     """The LightningModule alone: also what a checkpoint is rebuilt into."""
     backbone = build_node(cfg.backbone, "backbone")
+    if getattr(backbone, "input_mean", None) is not None:  # pretrained: its weights' statistics
+        pixel_mean, pixel_std = backbone.input_mean, backbone.input_std
     encoder = Encoder(backbone, cfg.embedding.dim, cfg.embedding.l2_normalize)
+    augment = build_node(cfg.augmentation, "augmentation") if cfg.get("augmentation") else None
     # a partial, then called: the tensors and modules pass through as they are
     return build_node(cfg.model, "model", _partial_=True)(
         encoder=encoder,
@@ -57,6 +77,8 @@ def build_module(
         optimizer=build_node(cfg.optimizer, "optimizer"),
         scheduler=build_node(cfg.scheduler, "scheduler") if cfg.scheduler else None,
         distance=cfg.embedding.distance,
+        augment=augment,
+        augment_seed=cfg.seed + rank_zero_only.rank,
         pixel_mean=pixel_mean,
         pixel_std=pixel_std,
     )

@@ -64,6 +64,42 @@ class DataModuleConf(Target):
     split: SplitConf = MISSING
     split_by: str = MISSING
     split_seed: int = MISSING
+    resize: str = MISSING
+
+
+@dataclass
+class DecodedConf(DataModuleConf):
+    """Image files decoded once into memory (or streamed): the keys the source reads."""
+
+    num_workers: int | None = MISSING
+    cache: bool = MISSING
+    max_memory_gb: float = MISSING
+    loader_workers: int = MISSING
+
+
+@dataclass
+class FolderConf(DecodedConf):
+    root: str = MISSING
+    skip_bad: bool = MISSING
+
+
+@dataclass
+class CSVConf(DecodedConf):
+    manifest: str = MISSING
+    skip_bad: bool = MISSING
+
+
+@dataclass
+class TorchvisionConf(DecodedConf):
+    name: str = MISSING
+    root: str | None = MISSING
+    download: bool = MISSING
+    official_split: bool | None = MISSING
+
+
+@dataclass
+class AugmentationConf(Target):
+    kind: str = MISSING
 
 
 # --- samplers and models (brought by the loss) -------------------------------------------------
@@ -108,6 +144,7 @@ class TwoBranchConf(Backbone):
 class ResNet18Conf(Backbone):
     in_channels: int = MISSING
     weights: str | None = MISSING
+    pretrained: bool = MISSING
 
 
 @dataclass
@@ -213,6 +250,7 @@ class GuardConf:
 class TrainConf:
     trainer: Any = MISSING  # first: other groups interpolate its values (scheduler.T_max)
     data: Any = MISSING
+    augmentation: Any = None
     backbone: Any = MISSING
     normalization: Any = MISSING
     loss: Any = MISSING
@@ -231,7 +269,14 @@ class TrainConf:
 
 
 SCHEMAS = {
-    "data": {"datamodule": DataModuleConf, "synthetic": SyntheticConf},
+    "data": {
+        "datamodule": DataModuleConf,
+        "synthetic": SyntheticConf,
+        "folder": FolderConf,
+        "csv": CSVConf,
+        "torchvision": TorchvisionConf,
+    },
+    "augmentation": {"augmentation": AugmentationConf},
     "sampler": {"pair": PairSamplerConf, "triplet": Partial, "pk": PKSamplerConf},
     "model": {"model": Target},
     "backbone": {

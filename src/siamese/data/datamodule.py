@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from siamese.data.imageset import ImageSet
+from siamese.data.imageset import ImageSet, pixel_stats
 from siamese.data.samplers import PairSampler
 from siamese.data.splits import SPLITS, split_indices
 
@@ -58,8 +58,20 @@ class TrainLoader(DataLoader):
     """The training DataLoader, stateful for Lightning: a checkpoint carries where the epoch's
     batches stand, so a run resumed mid-epoch sees the batches an uninterrupted one would."""
 
-    def __init__(self, data: "ImageSet", batches: SampledBatches, consumed: Callable[[], int]):
-        super().__init__(GatherBatch(data), sampler=batches, batch_size=None)
+    def __init__(
+        self,
+        data: ImageSet,
+        batches: SampledBatches,
+        consumed: Callable[[], int],
+        num_workers: int = 0,
+    ):
+        super().__init__(
+            GatherBatch(data),
+            sampler=batches,
+            batch_size=None,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+        )
         self.batches, self.consumed = batches, consumed
 
     def state_dict(self) -> dict:
@@ -112,6 +124,7 @@ class SiameseDataModule(pl.LightningDataModule):
         split: dict[str, float] | None = None,
         split_by: str = "classes",
         split_seed: int = 0,
+        loader_workers: int = 0,
         seed: int = 0,
     ):
         super().__init__()
@@ -139,6 +152,7 @@ class SiameseDataModule(pl.LightningDataModule):
         self.eval_batch_size, self.eval_pairs = eval_batch_size, eval_pairs
         self.split = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
         self.split_by, self.split_seed = split_by, split_seed
+        self.loader_workers = loader_workers
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.splits: dict[str, ImageSet] = {}
@@ -154,11 +168,19 @@ class SiameseDataModule(pl.LightningDataModule):
                 f"data.channels/data.image_size say images are {expected}, the source "
                 f"gives {tuple(data.images.shape[1:])}"
             )
-        index = split_indices(data.labels, self.split, self.split_by, self.split_seed)
+        index = split_indices(
+            data.labels,
+            self.split,
+            self.split_by,
+            self.split_seed,
+            given=data.split,  # a manifest's split column, Omniglot's protocol
+            class_names=data.class_names,
+        )
         self.splits = {s: data.subset(index[s]) for s in SPLITS}
         if self.make_sampler is not None:  # evaluation-only use needs none
+            train = self.splits["train"]
             self.sampler = self.make_sampler(
-                labels=self.splits["train"].labels, generator=self.generator
+                labels=train.labels, generator=self.generator, class_names=train.class_names
             )
             self._set_batch_size()
             self.sampler.check_batch_size(self.batch_size)  # before training, not at its first step
@@ -191,12 +213,14 @@ class SiameseDataModule(pl.LightningDataModule):
 
     def pixel_stats(self) -> tuple[Tensor, Tensor]:
         """Per-channel mean and std of the training images (in [0, 1])."""
-        x = self.splits["train"].images.float().div_(255).transpose(0, 1).flatten(1)
-        return x.mean(1), x.std(1).clamp_min(1e-3)
+        return pixel_stats(self.splits["train"].images)
 
     def train_dataloader(self) -> DataLoader:
         batches = SampledBatches(self.sampler, self.batch_size, self.steps_per_epoch)
-        return TrainLoader(self.splits["train"], batches, self._consumed)
+        train = self.splits["train"]
+        # streamed images are decoded in worker processes; in memory a gather needs none
+        workers = self.loader_workers if train.streaming else 0
+        return TrainLoader(train, batches, self._consumed, workers)
 
     def _consumed(self) -> int:
         """Training batches the model has taken this epoch (Lightning's count, read when a
