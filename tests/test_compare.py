@@ -287,7 +287,7 @@ def test_a_failed_trial_is_the_worst_score_and_the_search_goes_on(tmp_path):
             "train.py",
             "-m",
             "+tune=sprn",
-            *TINY,
+            *(o for o in TINY if not o.startswith("data.batch_size=")),  # fixed: not searched
             "hydra.sweeper.params=null",
             "loss=triplet_batch_hard",
             "data.batch_size=choice(6,8)",
@@ -302,7 +302,7 @@ def test_a_failed_trial_is_the_worst_score_and_the_search_goes_on(tmp_path):
     assert [r["status"] for r in records] == [
         "failed" if "data.batch_size=6" in r["overrides"] else "completed" for r in records
     ]
-    assert {r["status"] for r in records} == {"failed", "completed"}
+    assert {r["status"] for r in records} == {"failed", "completed"}, records
     first_failure = next(i for i, r in enumerate(records) if r["status"] == "failed")
     assert first_failure < len(records) - 1  # a trial ran after it
     assert (tmp_path / "optimization_results.yaml").exists()
