@@ -117,10 +117,10 @@ def plot_tuning(methods: list[Method], path: Path, monitor: str) -> Path:
     for m in methods:
         curve = np.array(m.best_so_far(), dtype=float)
         if curve.size:
-            ax.plot(np.arange(1, curve.size + 1), curve, marker="o", ms=3, label=m.label)
+            (line,) = ax.plot(np.arange(1, curve.size + 1), curve, marker="o", ms=3, label=m.label)
             done = [(t.number + 1, t.objective) for t in m.trials if t.objective is not None]
             if done:
-                ax.scatter(*zip(*done, strict=True), s=10, alpha=0.35)
+                ax.scatter(*zip(*done, strict=True), s=10, alpha=0.35, color=line.get_color())
     ax.set_xlabel("trial")
     ax.set_ylabel(f"best {monitor} so far (dots: each trial)")
     ax.set_title("Tuning curves on val, equal trials per method")
