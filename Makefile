@@ -65,10 +65,10 @@ COMPARE_TRIALS ?= 50
 COMPARE_SEEDS ?= 5
 QUICK_TRIALS ?= 10
 QUICK_SEEDS ?= 5
-# smaller than QUICK: the tune spaces reach 384 images a step; TPE proper after 4 random trials
-COMPARE_QUICK := data.source.num_classes=40 data.source.samples_per_class=12 data.image_size=16 \
-	data.steps_per_epoch=10 trainer.max_epochs=2 trainer.enable_progress_bar=false \
-	evaluation.one_shot_ways=[5] evaluation.one_shot_trials=100 hydra.sweeper.sampler.n_startup_trials=4
+# debug=quick at 16 pixels and 10 steps an epoch (the tune spaces reach 384 images a step);
+# TPE proper after 4 random trials
+COMPARE_QUICK := debug=quick data.image_size=16 data.steps_per_epoch=10 \
+	hydra.sweeper.sampler.n_startup_trials=4
 .PHONY: compare compare-quick
 
 compare: $(STAMP)  ## tune SPRN and SDRN (COMPARE_TRIALS each, on val), re-run each best over seeds, report

@@ -14,13 +14,14 @@ import yaml
 from hydra.core.utils import JobReturn, JobStatus
 
 from hydra_plugins.siamese_tune.tune_sweeper import _WorstOnFailure
+from siamese.build import build_node
 from siamese.compare.collect import images_per_step, read_compare
 from siamese.compare.controls import controls
 from siamese.compare.report import paired, verdict, write_compare_report
 from siamese.compare.run import confirm_command, confirm_seeds
 from siamese.compare.trials import check_direction, read_records
 from siamese.report.__main__ import main as report_main
-from tests.conftest import CONF, ROOT, TINY
+from tests.helpers import CONF, ROOT, TINY
 
 # --- the sweeper: a failed trial is the worst score, never an exception ----------------------------
 
@@ -69,15 +70,20 @@ def test_the_sweep_direction_must_agree_with_evaluation_mode():
         check_direction("minimize", "max")
 
 
-def test_the_tune_spaces_offer_the_same_images_per_step():
-    sizes = {"sprn": 3, "sdrn": 2}  # triplets and pairs
-    offered = {}
-    for method, tuple_size in sizes.items():
-        params = yaml.safe_load((CONF / "tune" / f"{method}.yaml").read_text())["hydra"]["sweeper"]
-        choice = params["params"]["data.batch_size"]
-        batches = [int(x) for x in choice.removeprefix("choice(").removesuffix(")").split(",")]
-        offered[method] = {b * tuple_size for b in batches}
-    assert offered["sprn"] == offered["sdrn"]
+def test_every_method_searches_the_same_images_per_step(make_config):
+    # data.images_per_step in tune/common.yaml, shared out into tuples: no method sets batch_size
+    for method, tuple_size in (("sprn", 3), ("sdrn", 2)):
+        spec = yaml.safe_load((CONF / "tune" / f"{method}.yaml").read_text())
+        assert "data.batch_size" not in spec["hydra"]["sweeper"]["params"]
+        cfg = make_config(f"+tune={method}", "data.images_per_step=192")
+        datamodule = build_node(
+            cfg.data, "data", sampler=build_node(cfg.sampler, "sampler"), seed=0
+        )
+        datamodule.setup("fit")  # the sampler, and with it the batch in tuples, comes with setup
+        assert datamodule.batch_size * datamodule.tuple_size == 192
+        assert datamodule.tuple_size == tuple_size
+    common = yaml.safe_load((CONF / "tune" / "common.yaml").read_text())
+    assert "choice(" in common["hydra"]["sweeper"]["params"]["data.images_per_step"]
 
 
 def test_confirmation_reruns_the_best_trial_over_fresh_seeds_with_the_basic_sweeper():
