@@ -207,7 +207,15 @@ def test_tuning_curves_keep_the_best_so_far_and_failures_count_as_trials(compare
 
 def test_controls_name_what_is_equal_and_what_differs(compare_dir):
     _, (sprn, sdrn) = read_compare(compare_dir)
-    c = controls(sprn.best_config, sdrn.best_config)
+    space_a = {"optimizer.lr": "interval(1e-4, 1e-2)", "loss.margin": "interval(0.01, 2)"}
+    space_b = {
+        "optimizer.lr": "interval(1e-4, 1e-2)",
+        "loss.margin": "interval(0.05, 4)",
+        "loss.lam": "x",
+    }
+    c = controls(sprn.best_config, sdrn.best_config, space_a, space_b)
+    assert (c.tuned_both, c.tuned_own) == (["optimizer.lr"], ["loss.margin"])
+    assert (c.tuned_only_a, c.tuned_only_b) == ([], ["loss.lam"])
     assert "data.steps_per_epoch" in c.equal["data"] and "trainer.max_epochs" in c.equal["trainer"]
     assert c.differ["data.batch_size"] == (64, 96)
     assert c.differ["loss._target_"] == ("siamese.losses.TripletLoss", "siamese.losses.SDRNLoss")

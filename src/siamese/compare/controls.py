@@ -25,13 +25,15 @@ class Controls:
     differ: dict[str, tuple[object, object]]  # key -> (value in a, value in b)
     only_a: dict[str, object]
     only_b: dict[str, object]
-    tuned_both: list[str]
+    tuned_both: list[str]  # searched for both methods over the same range
+    tuned_own: list[str]  # searched for both, each over its own range
     tuned_only_a: list[str]
     tuned_only_b: list[str]
     margin_units: tuple[str | None, str | None] = (None, None)
 
 
-def controls(config_a: dict, config_b: dict, space_a=(), space_b=()) -> Controls:
+def controls(config_a: dict, config_b: dict, space_a=None, space_b=None) -> Controls:
+    """space_a, space_b: each method's search space, key -> range (hydra.sweeper.params)."""
     a = {k: v for k, v in flatten(config_a).items() if k not in IGNORED}
     b = {k: v for k, v in flatten(config_b).items() if k not in IGNORED}
     equal: dict[str, list[str]] = {}
@@ -39,15 +41,17 @@ def controls(config_a: dict, config_b: dict, space_a=(), space_b=()) -> Controls
         if a[key] == b[key]:
             equal.setdefault(key.split(".", 1)[0], []).append(key)
     differ = {k: (a[k], b[k]) for k in sorted(a.keys() & b.keys()) if a[k] != b[k]}
-    space_a, space_b = set(space_a), set(space_b)
+    space_a, space_b = dict(space_a or {}), dict(space_b or {})
+    both = sorted(space_a.keys() & space_b.keys())
     return Controls(
         equal,
         differ,
         {k: a[k] for k in sorted(a.keys() - b.keys())},
         {k: b[k] for k in sorted(b.keys() - a.keys())},
-        sorted(space_a & space_b),
-        sorted(space_a - space_b),
-        sorted(space_b - space_a),
+        [k for k in both if str(space_a[k]) == str(space_b[k])],
+        [k for k in both if str(space_a[k]) != str(space_b[k])],
+        sorted(space_a.keys() - space_b.keys()),
+        sorted(space_b.keys() - space_a.keys()),
         (margin_unit(a), margin_unit(b)),
     )
 
@@ -63,7 +67,7 @@ def _value(v: object) -> str:
     return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def control_lines(c: Controls, label_a: str, label_b: str, tuned_note: str = "") -> list[str]:
+def control_lines(c: Controls, label_a: str, label_b: str) -> list[str]:
     """The report's list: controlled first, then not controlled."""
     lines = ["**Controlled** (equal in both methods' resolved configs):", ""]
     for section, keys in sorted(c.equal.items()):
@@ -72,9 +76,11 @@ def control_lines(c: Controls, label_a: str, label_b: str, tuned_note: str = "")
         lines.append(f"- `{section}`: {len(keys)} key(s) equal ({note})")
     if c.tuned_both:
         lines.append(
-            "- tuned for both, each over its own range: "
-            + ", ".join(f"`{k}`" for k in c.tuned_both)
-            + tuned_note
+            "- tuned for both over the same range: " + ", ".join(f"`{k}`" for k in c.tuned_both)
+        )
+    if c.tuned_own:
+        lines.append(
+            "- tuned for both, each over its own range: " + ", ".join(f"`{k}`" for k in c.tuned_own)
         )
     lines += ["", "**Not controlled** (they differ between the methods' best configurations):", ""]
     for key, (va, vb) in c.differ.items():
