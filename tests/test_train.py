@@ -64,7 +64,13 @@ def test_a_run_writes_its_folder_and_finite_metrics(tmp_path, loss):
         for e in EventFileLoader(str(f)).Load()
         for v in e.summary.value
     }
-    assert "hparams" in plugins  # the hparams tab compares sweep runs side by side
+    # hparams compares sweep runs side by side; the pictures of issue-sized runs
+    assert {"hparams", "histograms", "images", "pr_curves", "scalars"} <= plugins
+    projector = tmp_path / "tensorboard" / "projector_config.pbtxt"
+    assert "sprite" in projector.read_text() and "metadata.tsv" in projector.read_text()
+    for stage in ("val", "test"):  # FNMR at each FMR target, τ chosen on val and applied to test
+        assert 0 <= metrics[f"{stage}/fnmr_at_fmr_1e-02"] <= 1
+    assert metrics["test/tau_at_fmr_1e-03"] == metrics["val/tau_at_fmr_1e-03"]
     saved = torch.load(tmp_path / "test_embeddings.pt")
     assert saved["embeddings"].shape == (len(saved["labels"]), 64)
 

@@ -2,6 +2,7 @@
 
 import copy
 import inspect
+from dataclasses import fields
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -12,7 +13,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from siamese.atomic import AtomicCheckpointIO
-from siamese.callbacks import ConfigInCheckpoint, DataOnDevice, SplitScores
+from siamese.callbacks import ConfigInCheckpoint, Dashboards, DataOnDevice, SplitScores
 from siamese.checks import ConfigValueError, build_node
 from siamese.data import SiameseDataModule
 from siamese.guards import DivergenceGuard
@@ -79,6 +80,7 @@ def build_module(
         distance=cfg.embedding.distance,
         augment=augment,
         augment_seed=cfg.seed + rank_zero_only.rank,
+        fmr_targets=tuple(cfg.evaluation.fmr_targets),
         pixel_mean=pixel_mean,
         pixel_std=pixel_std,
     )
@@ -95,20 +97,30 @@ def build_scorer(cfg: DictConfig) -> Scorer:
             one_shot_trials=e.one_shot_trials,
             chunk_size=e.chunk_size,
             seed=cfg.data.split_seed,
+            fmr_targets=tuple(e.fmr_targets),
         )
     except ValueError as err:
         raise ConfigValueError(f"evaluation.{err}") from err
 
 
+DASHBOARD_KEYS = tuple(f.name for f in fields(Dashboards) if f.name != "splits")
+
+
 def make_trainer(
     cfg: DictConfig,
     run_dir: Path,
-    pairs: dict[str, torch.Tensor],
+    datamodule: SiameseDataModule,
     callbacks: list[Callback] = (),
 ) -> pl.Trainer:
     """The trainer of a run in `run_dir`: best/last checkpoints, the config in each of them, and
-    the val/test scoring on the fixed `pairs`."""
-    logger = build_node(cfg.logger, "logger", save_dir=str(run_dir)) if cfg.logger else False
+    the val/test scoring (and dashboards) on the data module's fixed pairs and splits."""
+    logger, pictures = False, None
+    if cfg.logger:
+        node = copy.deepcopy(cfg.logger)
+        with open_dict(node):  # the dashboards' switches are no arguments of the logger
+            switches = {k: node.pop(k) for k in DASHBOARD_KEYS if k in node}
+        logger = build_node(node, "logger", save_dir=str(run_dir))
+        pictures = Dashboards(datamodule.splits, **switches)
     folder = run_dir / "checkpoints"
     # fixed names (a resumed run overwrites them, no best-v1.ckpt), written atomically
     best = ModelCheckpoint(
@@ -129,12 +141,22 @@ def make_trainer(
         enable_version_counter=False,
     )
     guard = DivergenceGuard(cfg.guard.max_loss, cfg.guard.max_weight_norm)
-    scores = SplitScores(build_scorer(cfg), pairs, run_dir / "test_embeddings.pt")
+    scorer = build_scorer(cfg)
+    scores = SplitScores(scorer, datamodule.pairs, run_dir / "test_embeddings.pt", pictures)
+    names = datamodule.splits["train"].class_names
     return build_node(
         cfg.trainer,
         "trainer",
         logger=logger,
         default_root_dir=str(run_dir),
         plugins=[AtomicCheckpointIO()],
-        callbacks=[DataOnDevice(), scores, guard, best, every, ConfigInCheckpoint(cfg), *callbacks],
+        callbacks=[
+            DataOnDevice(),
+            scores,
+            guard,
+            best,
+            every,
+            ConfigInCheckpoint(cfg, names),
+            *callbacks,
+        ],
     )

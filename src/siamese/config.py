@@ -214,6 +214,12 @@ class TensorBoardConf(Target):
     name: str = MISSING
     version: str = MISSING
     default_hp_metric: bool = MISSING
+    projector: bool = MISSING
+    projector_max_points: int = MISSING
+    distance_histograms: bool = MISSING
+    worst_errors: bool = MISSING
+    worst_errors_k: int = MISSING
+    curves: bool = MISSING
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -230,6 +236,7 @@ class EvaluationConf:
     one_shot_ways: list[int] = MISSING
     one_shot_trials: int = MISSING
     chunk_size: int = MISSING
+    fmr_targets: list[float] = MISSING
     monitor: str = MISSING
     mode: str = MISSING
     test_on: str = MISSING

@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from siamese.callbacks import CLASS_NAMES_KEY
 from siamese.exported import DEFAULT_RESIZE, meta_path
 from siamese.keyvalue import argv, parse
 
 USAGE = "python -m siamese.export ckpt_path=FILE format=onnx|torchscript [out=DIR]"
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
-CLASS_NAMES_KEY = "siamese_class_names"  # optional: the training classes, stored in a checkpoint
 TOLERANCE = 1e-4
 
 

@@ -30,6 +30,7 @@ class SiameseModule(pl.LightningModule):
         distance: str = "euclidean",
         augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
         augment_seed: int = 0,
+        fmr_targets: tuple[float, ...] = (),
     ):
         super().__init__()
         if loss.tuple_size not in self.tuple_sizes:
@@ -49,6 +50,9 @@ class SiameseModule(pl.LightningModule):
         self.register_buffer("pixel_std", torch.as_tensor(pixel_std, dtype=torch.float32))
         # τ is chosen on val each epoch and travels with every checkpoint
         self.register_buffer("threshold", torch.tensor(float("nan")))
+        # and the τ of each false-match-rate target, likewise chosen on val
+        self.fmr_targets = tuple(fmr_targets)
+        self.register_buffer("fmr_thresholds", torch.full((len(fmr_targets),), float("nan")))
 
     def embed(self, images: Tensor) -> Tensor:
         """uint8 images (..., C, H, W) → embeddings (..., D): all tuple members in one pass."""
@@ -56,6 +60,9 @@ class SiameseModule(pl.LightningModule):
         x = images.flatten(0, -4).float().div(255)
         x = (x - self.pixel_mean[:, None, None]) / self.pixel_std[:, None, None]
         return self.encoder(x).unflatten(0, lead)
+
+    def chosen_fmr_thresholds(self) -> dict[float, float]:
+        return dict(zip(self.fmr_targets, self.fmr_thresholds.tolist(), strict=True))
 
     def distance(self, u: Tensor, v: Tensor) -> Tensor:
         return pair_distance(u, v, self.distance_kind)

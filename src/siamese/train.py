@@ -134,7 +134,7 @@ def train(cfg: DictConfig) -> float:
             build_scorer(cfg),
             batch_size=datamodule.eval_batch_size,
         )
-        trainer = make_trainer(cfg, run_dir, datamodule.pairs, callbacks=[stop])
+        trainer = make_trainer(cfg, run_dir, datamodule, callbacks=[stop])
         start = time.time()
         trainer.fit(module, datamodule, ckpt_path=checkpoint)
         fit_s = time.time() - start
