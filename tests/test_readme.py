@@ -44,7 +44,7 @@ def split(line: str) -> tuple[list[str], str | None]:
 
 
 def test_readme_shows_the_commands():
-    assert len(TRAIN) >= 5 and len(TOOLS) == 3
+    assert len(TRAIN) >= 5 and len(TOOLS) == 7
     assert "make train" in README and "make test" in README
 
 
@@ -176,3 +176,23 @@ def test_tool_errors_name_the_file_or_key(trained_run, args, message):
     proc = run([a.replace("$RUN", str(trained_run)) for a in args], cwd=trained_run)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def test_readme_export_then_verify_and_search_with_the_export_answer_as_the_checkpoint(trained_run):
+    for line in (t for t in TOOLS if "siamese.export" in t):
+        proc = tool(line, trained_run)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {p.name for p in (trained_run / "export").iterdir()} >= {"model.onnx", "model.pt"}
+    for command in ("siamese.verify", "siamese.search"):
+        with_ckpt, with_model = (t for t in TOOLS if command in t)
+        assert "ckpt_path=" in with_ckpt and "model=" in with_model
+        a, b = tool(with_ckpt, trained_run), tool(with_model, trained_run)
+        assert a.returncode == 0 and b.returncode == 0, b.stderr[-3000:]
+        rows_a, rows_b = a.stdout.split(), b.stdout.split()
+        assert len(rows_a) == len(rows_b) and rows_a[-1] == rows_b[-1]  # verdict / last path
+        numbers = [
+            (float(x), float(y))
+            for x, y in zip(rows_a, rows_b, strict=True)
+            if x[0] in "0123456789" and "." in x
+        ]
+        assert all(abs(x - y) < 1e-3 for x, y in numbers)

@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from siamese.build import build_scorer
+from siamese.build import build_scorer, datamodule_node
 from siamese.checkpoint import load_checkpoint
 from siamese.checks import build_node
 from siamese.config import DataModuleConf
@@ -31,7 +31,8 @@ def evaluate(ckpt_path: str, overrides: dict[str, str]) -> tuple[dict[str, float
         OmegaConf.merge(OmegaConf.structured(DataModuleConf), cfg.data)
     except OmegaConfBaseException as err:
         raise SystemExit(f"error: {err}") from None
-    datamodule = build_node(cfg.data, "data")  # no sampler: evaluation only uses the fixed pairs
+    # no sampler: evaluation only uses the fixed pairs
+    datamodule = build_node(datamodule_node(cfg.data), "data")
     datamodule.setup("test")
     scorer = build_scorer(cfg)
     tau = float(module.threshold)
