@@ -94,7 +94,9 @@ def import_profile(python: list[str], env: dict) -> dict:
 
 def wall(cmd: list[str], env: dict, cwd: Path | None = None) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, check=True)
+    done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     return time.perf_counter() - t0
 
 
