@@ -87,7 +87,7 @@ def import_profile(python: list[str], env: dict) -> dict:
     for root in ("torchmetrics", "torchvision", "torch._dynamo", "scipy", "matplotlib", "sympy"):
         hits = [r for r in rows if r[3] == root or r[3].startswith(root + ".")]
         if hits:
-            top = max(hits, key=lambda r: r[1])
+            top = min(hits, key=lambda r: (r[2], -r[1]))  # the outermost: its parent pulled it in
             heavy[root] = {"cumulative_s": top[1] / 1e6, "imported_by": parents.get(top[3])}
     return {"sum_self_s": sum(r[0] for r in rows) / 1e6, "heavy": heavy}
 
@@ -138,8 +138,8 @@ def main() -> None:
             )
         results = {name: [] for name in variants}
         for i in range(args.repeat):
-            for name, (python, env) in variants.items():
-                results[name].append(measure(python, env, tmp / f"run{i}_{len(results[name])}"))
+            for v, (name, (python, env)) in enumerate(variants.items()):
+                results[name].append(measure(python, env, tmp / f"run{i}_{v}"))
     out = {}
     for name, runs in results.items():
         fastest = min(runs, key=lambda r: r["one_step_run_s"])
