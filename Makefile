@@ -9,9 +9,6 @@ SWEEP ?=
 .DEFAULT_GOAL := help
 PORT ?= 6006
 LOGDIR ?= outputs
-QUICK := data.source.num_classes=40 data.source.samples_per_class=12 data.steps_per_epoch=30 \
-	trainer.max_epochs=2 trainer.enable_progress_bar=false evaluation.one_shot_ways=[5] \
-	evaluation.one_shot_trials=100
 
 .PHONY: help install train test test-fast lint format clean sweep sweep-quick report tensorboard bench
 
@@ -38,8 +35,8 @@ test-fast: $(STAMP)  ## the fast tests only
 sweep: $(STAMP)  ## the SPRN vs SDRN grid (24 jobs; add ARGS="hydra/launcher=ray ..." for parallel jobs)
 	$(PY) train.py +sweep=sprn_vs_sdrn $(ARGS)
 
-sweep-quick: $(STAMP)  ## the same grid on tiny data, one epoch: a few minutes on a CPU
-	$(PY) train.py +sweep=sprn_vs_sdrn name=sprn_vs_sdrn_quick $(QUICK) $(ARGS)
+sweep-quick: $(STAMP)  ## the same grid on small data (debug=quick), two epochs: a few minutes on a CPU
+	$(PY) train.py +sweep=sprn_vs_sdrn name=sprn_vs_sdrn_quick debug=quick $(ARGS)
 
 report: $(STAMP)  ## table, CSV, plot and SPRN − SDRN difference of the latest sweep (or SWEEP=dir)
 	$(PY) -m siamese.report $(SWEEP)

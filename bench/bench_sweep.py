@@ -16,16 +16,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = [
-    "data.source.num_classes=30",
-    "data.source.samples_per_class=10",
-    "data.steps_per_epoch=20",
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "evaluation.one_shot_ways=[5]",
-    "evaluation.one_shot_trials=100",
-    "logger=none",
-]
+QUICK = ["debug=quick", "trainer.max_epochs=1", "logger=none"]  # conf/debug/quick.yaml
 
 
 def timed_sweep(jobs: int, launcher: list[str], workdir: Path) -> float:

@@ -5,9 +5,9 @@ import torch
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from siamese.config import ConfigValueError, validate
-from siamese.train import build
-from tests.conftest import options
+from siamese.build import build, build_scorer
+from siamese.checks import check_config
+from tests.helpers import options
 
 GROUPS = [
     "data",
@@ -21,6 +21,7 @@ GROUPS = [
     "trainer",
     "logger",
     "experiment",
+    "debug",
 ]
 CASES = [(g, o) for g in GROUPS for o in options(g)]
 
@@ -38,7 +39,7 @@ def test_every_option_composes_validates_and_builds(make_config, group, option):
     if group == "model":
         overrides.append(f"loss={'contrastive' if option == 'pair' else 'triplet'}")
     cfg = make_config(*overrides)
-    validate(cfg)
+    check_config(cfg)
     if group == "trainer" and cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         pytest.skip("no GPU here: composed and validated only")
     if group == "logger":
@@ -87,12 +88,26 @@ def test_sprn_and_sdrn_differ_only_in_loss_sampler_model_and_name(make_config):
         ("evaluation.monitor=val/recall_at_16", "evaluation.monitor must be one of"),
         ("evaluation.recall_ks=[]", "evaluation.recall_ks must be"),
         ("seed=abc", "seed"),
+        ("data.split_by=rows", "data.split_by must be 'classes' or 'samples', got 'rows'"),
+        ("data.source.noise=-5", "data.source.noise must be >= 0, got -5.0"),
+        ("optimizer.lr=nan", "optimizer.lr must be > 0, got nan"),
+        ("optimizer.lr=inf", "optimizer.lr must be > 0, got inf"),
+        (
+            "loss=contrastive sampler.positive_fraction=1.5",
+            "sampler.positive_fraction must be in (0, 1)",
+        ),
+        ("backbone.widths=[]", "backbone.widths must be at least 1 width"),
         ("loss=tripplet", "Could not find 'loss/tripplet'"),
+        ("+foo=1", "foo is not a setting"),
+        ("+embedding.dims=5", "embedding.dims is not a setting"),
     ],
 )
 def test_bad_override_fails_at_start_naming_the_key(make_config, override, message):
-    with pytest.raises((ConfigCompositionException, ConfigValueError)) as err:
-        validate(make_config(override))
+    with pytest.raises((ConfigCompositionException, ValueError)) as err:
+        cfg = make_config(*override.split())
+        check_config(cfg)
+        build_scorer(cfg)
+        build(cfg)
     text = str(err.value) + str(err.value.__cause__)
     assert message in text
 

@@ -115,7 +115,7 @@ def test_sample_split_keeps_every_class_everywhere():
     [
         ({"split": {"train": 0.5, "val": 0.2, "test": 0.2}}, "sum to 1"),
         ({"split": {"train": 0.05, "val": 0.5, "test": 0.45}}, "at least 2"),
-        ({"split_by": "rows"}, "data.split_by"),
+        ({"split_by": "rows"}, "split_by must be 'classes' or 'samples', got 'rows'"),
     ],
 )
 def test_bad_split_names_the_key(kwargs, message):

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from siamese.train import build
-from tests.conftest import options
+from siamese.build import build
+from tests.helpers import options
 
 
 def test_pair_branches_are_one_module_and_a_step_moves_them_together(make_config):

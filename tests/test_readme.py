@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from siamese.data import SyntheticGlyphs
-from tests.conftest import ROOT, TINY
+from tests.helpers import ROOT, TINY
 
 pytestmark = pytest.mark.slow
 README = (ROOT / "README.md").read_text()

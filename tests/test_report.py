@@ -296,3 +296,55 @@ def test_cli_fails_naming_a_missing_or_empty_folder(tmp_path):
     proc = run_cli(cwd=tmp_path / "empty")  # no outputs/sweeps/ there
     assert proc.returncode != 0
     assert "no sweep folder under outputs/sweeps" in proc.stderr
+
+
+def three_job_sweep(root: Path, sweeper: str = "") -> Path:
+    """The issue's case: a 3-job grid whose sweep was stopped after job 1."""
+    record = {
+        "status": "completed",
+        "error": None,
+        "seed": 0,
+        "metrics": metrics("sprn", "adam", 0),
+    }
+    write_job(root, 0, ["experiment=sprn", "seed=0", COMMON], record)
+    failed = {"status": "failed", "error": {"type": "Interrupted", "message": "SIGTERM"}}
+    write_job(root, 1, ["experiment=sprn", "seed=1", COMMON], failed | {"seed": 1})
+    (root / "multirun.yaml").write_text(
+        f"hydra:\n  sweeper:\n{sweeper}    params:\n      seed: 0,1\n"
+        f"  overrides:\n    task:\n    - experiment=sprn\n    - seed=0,1,2\n    - {COMMON}\n"
+    )
+    return root
+
+
+def test_jobs_that_never_started_count_against_the_grid(tmp_path):
+    sweep = three_job_sweep(tmp_path / "s")
+    jobs, failed, missing = collect(sweep)
+    assert [j.number for j in jobs] == [0] and [j.number for j in failed] == [1]
+    # the command line's seed=0,1,2 wins over the sweeper's params: 3 jobs, job 2 never ran
+    [never] = missing
+    assert never.number == 2 and never.problem == "never started"
+    assert never.cell == ("experiment=sprn", COMMON) and never.seed == "2"
+    paths = write_report(sweep)  # the report lists it with the others
+    assert "never started" in paths["md"].read_text()
+
+
+def test_another_sweeper_has_no_grid_to_count(tmp_path):
+    target = "    _target_: hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper\n"
+    jobs, failed, missing = collect(three_job_sweep(tmp_path / "s", target))
+    assert (len(jobs), len(failed), len(missing)) == (1, 1, 0)
+
+
+def test_a_sweep_stopped_before_its_first_job_reports_every_job_missing(tmp_path):
+    sweep = tmp_path / "s"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(
+        "hydra:\n  sweeper:\n    params:\n      optimizer: adam,sgd\n      seed: 0,1\n"
+    )
+    jobs, failed, missing = collect(sweep)
+    assert not jobs and not failed
+    assert [(j.cell, j.seed) for j in missing] == [
+        (("optimizer=adam",), "0"),
+        (("optimizer=adam",), "1"),
+        (("optimizer=sgd",), "0"),
+        (("optimizer=sgd",), "1"),
+    ]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from tests.conftest import ROOT, TINY
+from tests.helpers import ROOT, TINY
 
 pytestmark = pytest.mark.slow
 
@@ -78,10 +78,27 @@ def test_the_same_seed_gives_the_same_numbers(tmp_path):
 
 def test_a_run_folder_is_never_reused(tmp_path):
     run_train(tmp_path)
-    before = (tmp_path / "metrics.json").read_text()
-    proc = run_train(tmp_path, check=False)
+    before = {p: p.read_bytes() for p in [tmp_path / "metrics.json", *tmp_path.glob(".hydra/*")]}
+    proc = run_train(tmp_path, "seed=5", check=False)
     assert proc.returncode != 0 and "never reused" in proc.stderr
-    assert (tmp_path / "metrics.json").read_text() == before
+    assert f"resume={tmp_path}" in proc.stderr  # what to do instead
+    # refused before Hydra writes its record: the folder still describes the first run
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("name=a/../../escape", "cannot be part of a folder name"),
+        ("+foo=1", "foo is not a setting"),
+    ],
+)
+def test_bad_names_and_added_keys_are_refused(tmp_path, override, message):
+    # run from tmp_path: outputs/ would be made there
+    cmd = [sys.executable, str(ROOT / "train.py"), *TINY, override]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and message in proc.stderr
+    assert not (tmp_path / "escape").exists() and not list(tmp_path.glob("**/metrics.json"))
 
 
 def test_a_failing_run_records_status_failed_and_the_error(tmp_path):

@@ -5,16 +5,16 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from siamese.build import build_module
+from siamese.callbacks import CONFIG_KEY
 from siamese.modules import SiameseModule
-
-CONFIG_KEY = "siamese_config"  # where every checkpoint of this package keeps its resolved config
 
 
 def load_checkpoint(path: str | Path) -> tuple[SiameseModule, DictConfig]:
     """The module in eval mode, with its weights, pixel statistics and threshold τ, and its config."""
-    from siamese.train import build_module
-
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a directory: name a .ckpt file in it")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from siamese.build import build_scorer
 from siamese.checkpoint import load_checkpoint
-from siamese.cli import argv, parse
-from siamese.evaluation import embed_split
+from siamese.checks import build_node
+from siamese.config import DataModuleConf
+from siamese.keyvalue import argv, parse
+from siamese.scoring import score_split
 
 USAGE = "python -m siamese.evaluate ckpt_path=FILE [data.KEY=VALUE ...]"
 
@@ -22,14 +25,20 @@ def evaluate(ckpt_path: str, overrides: dict[str, str]) -> tuple[dict[str, float
     if not_data:
         raise SystemExit(f"error: only data.* keys can change for evaluation, got {not_data}")
     OmegaConf.set_struct(cfg, True)  # a misspelt key fails, naming it
-    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([f"{k}={v}" for k, v in overrides.items()]))
-    datamodule = instantiate(cfg.data)  # no sampler: evaluation only uses the fixed pairs
+    changes = OmegaConf.from_dotlist([f"{k}={v}" for k, v in overrides.items()])
+    try:  # typed like a run's config: data.eval_batch_size=abc fails, naming the key
+        cfg = OmegaConf.merge(cfg, changes)
+        OmegaConf.merge(OmegaConf.structured(DataModuleConf), cfg.data)
+    except OmegaConfBaseException as err:
+        raise SystemExit(f"error: {err}") from None
+    datamodule = build_node(cfg.data, "data")  # no sampler: evaluation only uses the fixed pairs
     datamodule.setup("test")
+    scorer = build_scorer(cfg)
     tau = float(module.threshold)
     metrics = {}
     for stage, threshold in (("val", None), ("test", tau)):
-        emb, labels = embed_split(module, datamodule.splits[stage], datamodule.eval_batch_size)
-        scores = module.evaluation(emb, labels, datamodule.pairs[stage], threshold)
+        split, pairs = datamodule.splits[stage], datamodule.pairs[stage]
+        scores, _ = score_split(module, split, pairs, scorer, threshold, datamodule.eval_batch_size)
         metrics |= {f"{stage}/{k}": v for k, v in scores.items()}
     out = _new_file(Path(ckpt_path).parent / "metrics.json")
     out.write_text(

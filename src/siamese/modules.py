@@ -7,15 +7,15 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from siamese.distances import pair_distance
-from siamese.evaluation import Evaluation
+from siamese.distances import check_distance, pair_distance
 from siamese.losses import SiameseLoss
 from siamese.models.encoder import Encoder
 
 
 class SiameseModule(pl.LightningModule):
     """Embeds every image of a (B, T, C, H, W) batch with one shared encoder and scores the tuples
-    with the loss; evaluation embeds a whole split once and computes every metric from it."""
+    with the loss. Validation and test steps return each split's embeddings; the SplitScores
+    callback scores them and sets τ (`threshold`)."""
 
     tuple_sizes: ClassVar[tuple[int, ...]]
 
@@ -27,7 +27,7 @@ class SiameseModule(pl.LightningModule):
         pixel_mean: Tensor,
         pixel_std: Tensor,
         scheduler: Callable[..., object] | None = None,
-        evaluation: Evaluation | None = None,
+        distance: str = "euclidean",
     ):
         super().__init__()
         if loss.tuple_size not in self.tuple_sizes:
@@ -37,14 +37,13 @@ class SiameseModule(pl.LightningModule):
             )
         self.encoder, self.loss = encoder, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.evaluation = evaluation or Evaluation()
+        check_distance(distance)
+        self.distance_kind = distance
         # the training split's statistics, kept with the weights so any later use sees the same input
         self.register_buffer("pixel_mean", torch.as_tensor(pixel_mean, dtype=torch.float32))
         self.register_buffer("pixel_std", torch.as_tensor(pixel_std, dtype=torch.float32))
         # τ is chosen on val each epoch and travels with every checkpoint
         self.register_buffer("threshold", torch.tensor(float("nan")))
-        self._collected: list[tuple[Tensor, Tensor]] = []
-        self.embeddings: dict[str, tuple[Tensor, Tensor]] = {}  # the last scored split's, per stage
 
     def embed(self, images: Tensor) -> Tensor:
         """uint8 images (..., C, H, W) → embeddings (..., D): all tuple members in one pass."""
@@ -54,7 +53,7 @@ class SiameseModule(pl.LightningModule):
         return self.encoder(x).unflatten(0, lead)
 
     def distance(self, u: Tensor, v: Tensor) -> Tensor:
-        return pair_distance(u, v, self.evaluation.distance)
+        return pair_distance(u, v, self.distance_kind)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self.loss(self.embed(batch["images"]), batch["labels"])
@@ -63,31 +62,10 @@ class SiameseModule(pl.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in out.parts.items()}, batch_size=batch_size)
         return out.loss
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._collected.append((self.embed(batch["images"])[:, 0], batch["labels"][:, 0]))
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        return {"embeddings": self.embed(batch["images"])[:, 0], "labels": batch["labels"][:, 0]}
 
     test_step = validation_step
-
-    def on_validation_epoch_end(self) -> None:
-        metrics = self._score("val", threshold=None)
-        self.threshold.fill_(metrics["threshold"])
-
-    def on_test_epoch_end(self) -> None:
-        self._score("test", threshold=float(self.threshold))
-
-    def _score(self, stage: str, threshold: float | None) -> dict[str, float]:
-        if self.trainer.sanity_checking:  # a partial split: nothing meaningful to score
-            self._collected.clear()
-            return {"threshold": float("nan")}
-        embeddings = torch.cat([e for e, _ in self._collected]).cpu()
-        labels = torch.cat([y for _, y in self._collected]).cpu()
-        self._collected.clear()
-        self.embeddings[stage] = (embeddings, labels)
-        metrics = self.evaluation(
-            embeddings, labels, self.trainer.datamodule.pairs[stage], threshold
-        )
-        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()})
-        return metrics
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

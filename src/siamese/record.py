@@ -1,4 +1,10 @@
-"""metrics.json: what a run measured, how it ended, and what it ran with."""
+"""metrics.json: what a run measured, how it ended, and what it ran with.
+
+A run folder holds one run. A new run refuses a folder that already has a record; a resumed run
+(resume=, a requeued SLURM job) reopens the record it left, keeps everything in it and appends to
+its list of resumes. Every write is atomic: a failed write (full disk) leaves the previous
+complete record and raises AtomicWriteError naming the path and the cause.
+"""
 
 import json
 import os
@@ -8,7 +14,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from siamese.atomic import atomic_write_json, atomic_write_text, remove_temporaries
+
 METRICS_FILE = "metrics.json"
+RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+
+
+class RunFolderError(FileExistsError):
+    """The folder holds another run (or an unreadable record): nothing in it was touched."""
 
 
 def versions() -> dict[str, str]:
@@ -24,24 +37,73 @@ def versions() -> dict[str, str]:
     }
 
 
-def _requeued(path: Path) -> bool:
-    """A SLURM job requeued after preemption or timeout reruns in its own folder, where it left
-    status running: that folder is its own, not another run's."""
-    restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
-    return restarts > 0 and json.loads(path.read_text()).get("status") == "running"
+def read_record(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The folder's metrics.json, or None when it has none; RunFolderError when unreadable."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise RunFolderError(f"cannot read {path}: {err.strerror or err}") from err
+    try:
+        record = json.loads(text)
+    except ValueError as err:
+        raise RunFolderError(
+            f"{path} is not a run record ({err}): move the folder away or choose another one"
+        ) from err
+    if not isinstance(record, dict) or "status" not in record:
+        raise RunFolderError(f"{path} is not a run record (no status): choose another folder")
+    return record
+
+
+def slurm_requeued() -> bool:
+    """A SLURM job requeued after a preemption or time limit (SLURM sets SLURM_RESTART_COUNT)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
+def check_run_folder(run_dir: str | os.PathLike, resume: bool = False) -> dict[str, Any] | None:
+    """Decides, before anything is written into run_dir, whether this run may use it.
+
+    Returns None for a new run (no record there), the existing record when the run continues it
+    (resume=True and the record is not completed, or a requeued SLURM job whose record is running
+    or interrupted), and raises RunFolderError otherwise: a completed run is never reused.
+    """
+    path = Path(run_dir) / METRICS_FILE
+    record = read_record(run_dir)
+    if record is None:
+        return None
+    status = record.get("status")
+    if status == COMPLETED:
+        raise RunFolderError(
+            f"{path} already exists and says completed: a run folder is never reused "
+            "(choose another hydra.run.dir or name)"
+        )
+    if resume or (slurm_requeued() and status in (RUNNING, INTERRUPTED)):
+        return record
+    raise RunFolderError(
+        f"{path} already exists (status {status}): a run folder is never reused; "
+        f"to continue that run pass resume={Path(run_dir)}"
+    )
 
 
 class RunRecord:
-    """Written when the run starts (status running) and again when it ends, completed or failed."""
+    """Written when the run starts (status running) and whenever it ends: completed, failed or
+    interrupted (a signal; the run can be resumed)."""
 
     def __init__(self, run_dir: Path, info: dict[str, Any], write: bool = True):
+        """A new run. Refuses a folder with a record, but for a requeued SLURM job's own running
+        one, which it reopens (use RunRecord.open for resume=)."""
         self.path = Path(run_dir) / METRICS_FILE
         self.enabled = write  # False on DDP ranks > 0, which share rank 0's folder
-        if write and self.path.exists() and not _requeued(self.path):
-            raise FileExistsError(f"{self.path} already exists: a run folder is never reused")
         self.start = time.time()
+        previous = check_run_folder(run_dir) if write else None
+        if previous is not None:
+            self._reopen(previous, info, {})
+            return
+        self.resumed = False
         self.data: dict[str, Any] = {
-            "status": "running",
+            "status": RUNNING,
             "error": None,
             **info,
             "versions": versions(),
@@ -50,13 +112,48 @@ class RunRecord:
         }
         self.write()
 
+    @classmethod
+    def open(
+        cls,
+        run_dir: Path,
+        info: dict[str, Any],
+        resume: bool = False,
+        write: bool = True,
+        **position: Any,
+    ) -> "RunRecord":
+        """A new record, or (resume=True, a requeued SLURM job) the folder's record reopened:
+        everything kept, a resume appended (time, previous status, `position` such as
+        step=, epoch=, checkpoint=), status back to running. `record.resumed` says which."""
+        if not write:
+            return cls(run_dir, info, write=False)
+        previous = check_run_folder(run_dir, resume)
+        if previous is None:
+            return cls(run_dir, info)
+        self = cls.__new__(cls)
+        self.path = Path(run_dir) / METRICS_FILE
+        self.enabled = True
+        self.start = time.time()
+        self._reopen(previous, info, position)
+        return self
+
+    def _reopen(self, previous: dict[str, Any], info: dict[str, Any], position: dict) -> None:
+        self.resumed = True
+        self.data = previous
+        resume = {"at": self.start, "previous_status": previous.get("status")}
+        resume |= {k: v for k, v in position.items() if v is not None}
+        if "environment" in info:  # where this part ran; the run's own info stays the first's
+            resume["environment"] = info["environment"]
+        self.data.setdefault("resumes", []).append(resume)
+        self.data["status"] = RUNNING
+        self.data["error"] = None  # a resume clears it; the old one stays in its interruption
+        remove_temporaries(self.path.parent)  # a kill -9 mid-write may have left one
+        self.write()
+
     def write(self) -> None:
+        """Atomically; AtomicWriteError (naming the cause) leaves the previous record."""
         if not self.enabled:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=False, default=float) + "\n")
-        tmp.replace(self.path)  # atomic: a reader never sees half a file
+        atomic_write_json(self.path, self.data, sort_keys=False)
 
     def update(self, **values: Any) -> None:
         for key, value in values.items():
@@ -67,19 +164,62 @@ class RunRecord:
         self.write()
 
     def _ended(self) -> dict[str, float]:
+        # total_s: wall time since the first start, the time between a kill and its resume too
         end = time.time()
-        return {"ended_at": end, "total_s": end - self.start}
+        return {"ended_at": end, "total_s": end - self.data["times"].get("started_at", self.start)}
 
     def complete(self) -> None:
-        self.update(status="completed", times=self._ended())
+        self.update(status=COMPLETED, times=self._ended())
 
     def fail(self, err: BaseException) -> None:
-        self.update(
-            status="failed",
-            times=self._ended(),
-            error={
-                "type": type(err).__name__,
-                "message": str(err),
-                "traceback": "".join(traceback.format_exception(err)),
-            },
-        )
+        self.update(status=FAILED, times=self._ended(), error=error_entry(err))
+
+    def interrupt(
+        self,
+        reason: str,
+        step: int | None = None,
+        epoch: int | None = None,
+        checkpoint: str | None = None,
+    ) -> None:
+        """Status interrupted (the run may be resumed), with what stopped it and where."""
+        entry = {"at": time.time(), "reason": reason, "step": step, "epoch": epoch}
+        entry["checkpoint"] = checkpoint
+        self.data.setdefault("interruptions", []).append(entry)
+        self.update(status=INTERRUPTED, times=self._ended())
+
+
+def error_entry(err: BaseException) -> dict[str, str]:
+    return {
+        "type": type(err).__name__,
+        "message": str(err),
+        "traceback": "".join(traceback.format_exception(err)),
+    }
+
+
+def save_hydra_record(run_dir: str | os.PathLike, task_cfg: Any, hydra_cfg: Any = None) -> None:
+    """Writes .hydra/config.yaml, hydra.yaml and overrides.yaml as Hydra's run_job does, but
+    atomically and only when called: with hydra.output_subdir=null, Hydra writes nothing, and the
+    run calls this after check_run_folder accepted a new run (Hydra itself writes them before any
+    callback or task code runs, so a refused folder would lose its own). hydra_cfg: the
+    {"hydra": ...} config, by default the running job's (HydraConfig.instance().cfg)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if hydra_cfg is None:
+        hydra_cfg = HydraConfig.instance().cfg
+    folder = Path(run_dir) / ".hydra"
+    atomic_write_text(folder / "config.yaml", OmegaConf.to_yaml(task_cfg))
+    atomic_write_text(folder / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
+    atomic_write_text(folder / "overrides.yaml", OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task))
+
+
+def newest_checkpoint(ckpt_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint a resume starts from: the most recently written *.ckpt (last.ckpt on a
+    tie), None when there is none. Temporary files of unfinished writes are not checkpoints."""
+    folder = Path(ckpt_dir)
+    if not folder.is_dir():
+        return None
+    found = [p for p in folder.glob("*.ckpt") if p.is_file() and not p.name.startswith(".")]
+    if not found:
+        return None
+    return max(found, key=lambda p: (p.stat().st_mtime_ns, p.name == "last.ckpt"))

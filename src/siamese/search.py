@@ -6,9 +6,9 @@ from pathlib import Path
 import torch
 
 from siamese.checkpoint import load_checkpoint
-from siamese.cli import argv, parse
 from siamese.data.images import list_images, load_image
 from siamese.distances import distance_matrix
+from siamese.keyvalue import argv, parse
 
 USAGE = "python -m siamese.search ckpt_path=FILE gallery=DIR query=IMAGE [k=5] [batch_size=256]"
 

@@ -7,103 +7,19 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
-from siamese.checkpoint import CONFIG_KEY
-from siamese.config import ConfigValueError, register, validate
-from siamese.data import SiameseDataModule
-from siamese.evaluation import Evaluation, embed_split
-from siamese.metrics import retrieval_metrics
-from siamese.models.encoder import Encoder
-from siamese.modules import SiameseModule
+from siamese.build import build, build_scorer, make_trainer
+from siamese.checks import ConfigValueError, check_config
+from siamese.config import register
 from siamese.record import RunRecord
+from siamese.scoring import score_split
 
 register()
 log = logging.getLogger(__name__)
-
-
-def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
-    """The data module (set up) and the LightningModule that a config describes."""
-    # each DDP rank draws its own batches (rank 0 of a single-device run: seed itself)
-    seed = cfg.seed + rank_zero_only.rank
-    datamodule = instantiate(cfg.data, sampler=instantiate(cfg.sampler), seed=seed)
-    datamodule.setup("fit")
-    # the sdrn discriminator's classes: null means the training split's count, written back so
-    # that the saved config and every checkpoint rebuild the same model
-    if "num_classes" in cfg.loss:
-        if cfg.loss.num_classes is None:
-            cfg.loss.num_classes = datamodule.num_train_classes
-        if cfg.loss.num_classes < datamodule.num_train_classes:
-            raise ConfigValueError(
-                f"loss.num_classes={cfg.loss.num_classes} but the training split has "
-                f"{datamodule.num_train_classes} classes: leave it null to take the split's count"
-            )
-    module = build_module(cfg, *datamodule.pixel_stats())
-    if datamodule.tuple_size != module.loss.tuple_size:
-        raise ConfigValueError(
-            f"sampler draws tuples of {datamodule.tuple_size} but loss "
-            f"{type(module.loss).__name__} takes tuples of {module.loss.tuple_size}: "
-            "choose loss= alone, it brings its sampler"
-        )
-    return datamodule, module
-
-
-def build_module(
-    cfg: DictConfig, pixel_mean: torch.Tensor, pixel_std: torch.Tensor
-) -> SiameseModule:
-    encoder = Encoder(instantiate(cfg.backbone), cfg.embedding.dim, cfg.embedding.l2_normalize)
-    evaluation = Evaluation(
-        distance=cfg.embedding.distance,
-        recall_ks=tuple(cfg.evaluation.recall_ks),
-        one_shot_ways=tuple(cfg.evaluation.one_shot_ways),
-        one_shot_trials=cfg.evaluation.one_shot_trials,
-        chunk_size=cfg.evaluation.chunk_size,
-        seed=cfg.data.split_seed,
-    )
-    # built as a partial, then called: Hydra would turn the Evaluation dataclass into a config
-    return instantiate(cfg.model, _partial_=True)(
-        encoder=encoder,
-        loss=instantiate(cfg.loss),
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.scheduler else None,
-        evaluation=evaluation,
-        pixel_mean=pixel_mean,
-        pixel_std=pixel_std,
-    )
-
-
-class ConfigInCheckpoint(Callback):
-    """Stores the resolved config in every checkpoint, so a checkpoint alone rebuilds its model."""
-
-    def __init__(self, cfg: DictConfig):
-        self.config = OmegaConf.to_container(cfg, resolve=True)
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        checkpoint[CONFIG_KEY] = self.config
-
-
-def make_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
-    logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
-    checkpoints = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        filename="best",
-        monitor=cfg.evaluation.monitor,
-        mode=cfg.evaluation.mode,
-        save_last=True,
-        auto_insert_metric_name=False,
-    )
-    return instantiate(
-        cfg.trainer,
-        logger=logger,
-        default_root_dir=str(run_dir),
-        callbacks=[checkpoints, ConfigInCheckpoint(cfg)],
-    )
 
 
 def refuse_ddp_in_sweep(cfg: DictConfig) -> None:
@@ -149,17 +65,20 @@ def train(cfg: DictConfig) -> float:
     main_process = rank_zero_only.rank == 0
     record = RunRecord(run_dir, run_info(cfg, run_dir), write=main_process)
     try:
-        validate(cfg)
+        check_config(cfg)
         refuse_ddp_in_sweep(cfg)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule, module = build(cfg)
         if main_process:  # after build: it fills the keys the data decides (loss.num_classes)
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        test = datamodule.splits["test"]
-        untrained = retrieval_metrics(
-            *embed_split(module, test), ks=(1,), distance=cfg.embedding.distance
-        )["p_at_1"]
-        trainer = make_trainer(cfg, run_dir)
+        untrained, _ = score_split(
+            module,
+            datamodule.splits["test"],
+            datamodule.pairs["test"],
+            build_scorer(cfg),
+            batch_size=datamodule.eval_batch_size,
+        )
+        trainer = make_trainer(cfg, run_dir, datamodule.pairs)
         start = time.time()
         trainer.fit(module, datamodule)
         fit_s = time.time() - start
@@ -167,10 +86,7 @@ def train(cfg: DictConfig) -> float:
         (val,) = trainer.validate(module, datamodule, ckpt_path=ckpt, verbose=False)
         (test,) = trainer.test(module, datamodule, ckpt_path=ckpt, verbose=False)
         metrics = {k: float(v) for k, v in (val | test).items()}
-        metrics["test/p_at_1_untrained"] = untrained
-        if main_process:
-            embeddings, labels = module.embeddings["test"]
-            torch.save({"embeddings": embeddings, "labels": labels}, run_dir / "test_embeddings.pt")
+        metrics["test/p_at_1_untrained"] = untrained["p_at_1"]
         images = trainer.global_step * datamodule.batch_size * datamodule.tuple_size
         record.update(
             metrics=metrics,
@@ -190,7 +106,7 @@ def train(cfg: DictConfig) -> float:
     log.info(
         "test P@1 %.3f (untrained encoder %.3f), AUC %.3f, τ %.3f, fit in %.0f s; %s",
         metrics["test/p_at_1"],
-        untrained,
+        metrics["test/p_at_1_untrained"],
         metrics["test/auc"],
         metrics["test/threshold"],
         fit_s,

@@ -4,8 +4,8 @@ prints their distance, the threshold τ chosen on val, and the verdict (same whe
 import torch
 
 from siamese.checkpoint import load_checkpoint
-from siamese.cli import argv, parse
 from siamese.data.images import load_image
+from siamese.keyvalue import argv, parse
 
 USAGE = "python -m siamese.verify ckpt_path=FILE IMAGE_A IMAGE_B"
 

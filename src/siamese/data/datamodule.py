@@ -1,11 +1,12 @@
 """The LightningDataModule: one in-memory data set, split, and batches of sampled index tuples."""
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from siamese.data.imageset import ImageSet
 from siamese.data.samplers import PairSampler
@@ -14,19 +15,32 @@ from siamese.data.splits import SPLITS, split_indices
 Batch = dict[str, Tensor]  # {"images": (B, T, C, H, W) uint8, "labels": (B, T) int64}
 
 
-class TupleBatches(IterableDataset):
-    """`steps` training batches; each is gathered with one indexing operation."""
+class SampledBatches(Sampler):
+    """`steps` index tensors (B, T) per epoch, drawn in the main process from the sampler's
+    generator, so that the batches are the same whichever process gathers them."""
 
-    def __init__(self, data: ImageSet, sampler, batch_size: int, steps: int):
-        self.data, self.sampler, self.batch_size, self.steps = data, sampler, batch_size, steps
+    def __init__(self, sampler, batch_size: int, steps: int):
+        self.sampler, self.batch_size, self.steps = sampler, batch_size, steps
 
     def __len__(self) -> int:
         return self.steps
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[Tensor]:
         for _ in range(self.steps):
-            idx = self.sampler.sample(self.batch_size)
-            yield {"images": self.data.images[idx], "labels": self.data.labels[idx]}
+            yield self.sampler.sample(self.batch_size)
+
+
+class GatherBatch(Dataset):
+    """A whole batch from a (B, T) index tensor, with one indexing operation."""
+
+    def __init__(self, data: ImageSet):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, idx: Tensor) -> Batch:
+        return {"images": self.data.images[idx], "labels": self.data.labels[idx]}
 
 
 class SplitBatches(IterableDataset):
@@ -52,6 +66,7 @@ class SiameseDataModule(pl.LightningDataModule):
         channels: int = 3,
         image_size: int = 32,
         batch_size: int = 64,
+        images_per_step: int | None = None,
         steps_per_epoch: int = 100,
         eval_batch_size: int = 512,
         eval_pairs: int = 2000,
@@ -61,12 +76,31 @@ class SiameseDataModule(pl.LightningDataModule):
         seed: int = 0,
     ):
         super().__init__()
+        for name, value in (
+            ("channels", channels),
+            ("image_size", image_size),
+            ("batch_size", batch_size),
+            ("steps_per_epoch", steps_per_epoch),
+            ("eval_batch_size", eval_batch_size),
+            ("eval_pairs", eval_pairs),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if images_per_step is not None and images_per_step < 1:
+            raise ValueError(f"images_per_step must be > 0 or null, got {images_per_step}")
+        if split_by not in ("classes", "samples"):
+            raise ValueError(f"split_by must be 'classes' or 'samples', got {split_by!r}")
         self.source, self.make_sampler = source, sampler
         self.channels, self.image_size = channels, image_size
-        self.batch_size, self.steps_per_epoch = batch_size, steps_per_epoch
+        self._batch_size, self.images_per_step = batch_size, images_per_step
+        self.batch_size = (
+            batch_size  # in tuples; set from images_per_step once the sampler is known
+        )
+        self.steps_per_epoch = steps_per_epoch
         self.eval_batch_size, self.eval_pairs = eval_batch_size, eval_pairs
         self.split = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
         self.split_by, self.split_seed = split_by, split_seed
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.splits: dict[str, ImageSet] = {}
         self.pairs: dict[str, Tensor] = {}
@@ -87,11 +121,26 @@ class SiameseDataModule(pl.LightningDataModule):
             self.sampler = self.make_sampler(
                 labels=self.splits["train"].labels, generator=self.generator
             )
+            self._set_batch_size()
             self.sampler.check_batch_size(self.batch_size)  # before training, not at its first step
         # fixed by the split seed, not the run's seed: every run is scored on the same pairs
         for i, s in enumerate(SPLITS[1:], start=1):
             g = torch.Generator().manual_seed(self.split_seed + 1000 * i)
             self.pairs[s] = PairSampler(self.splits[s].labels, g).sample(self.eval_pairs)
+
+    def _set_batch_size(self) -> None:
+        """Tuples per step: data.batch_size, or data.images_per_step shared out into tuples so
+        that methods with different tuple sizes see the same number of images per step."""
+        if self.images_per_step is None:
+            self.batch_size = self._batch_size
+            return
+        size = self.sampler.tuple_size
+        if self.images_per_step % size:
+            raise ValueError(
+                f"data.images_per_step={self.images_per_step} is not a multiple of the sampler's "
+                f"tuple size {size}: choose a multiple of 6 to compare pairs with triplets"
+            )
+        self.batch_size = self.images_per_step // size
 
     @property
     def tuple_size(self) -> int:
@@ -107,16 +156,30 @@ class SiameseDataModule(pl.LightningDataModule):
         return x.mean(1), x.std(1).clamp_min(1e-3)
 
     def train_dataloader(self) -> DataLoader:
-        batches = TupleBatches(
-            self.splits["train"], self.sampler, self.batch_size, self.steps_per_epoch
-        )
-        return DataLoader(batches, batch_size=None)
+        batches = SampledBatches(self.sampler, self.batch_size, self.steps_per_epoch)
+        return DataLoader(GatherBatch(self.splits["train"]), sampler=batches, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(SplitBatches(self.splits["val"], self.eval_batch_size), batch_size=None)
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(SplitBatches(self.splits["test"], self.eval_batch_size), batch_size=None)
+
+    def place(self, device: torch.device) -> None:
+        """Hold the splits on `device` and sample there, so that no training step gathers on the
+        host or copies images to the device. Called once, before any batch is drawn (a resumed
+        run's generator state is restored after it); a no-op on the CPU."""
+        device = torch.device(device)
+        in_memory = all(isinstance(d.images, Tensor) for d in self.splits.values())
+        if device.type == "cpu" or not self.splits or not in_memory:
+            return
+        self.splits = {
+            s: replace(d, images=d.images.to(device), labels=d.labels.to(device))
+            for s, d in self.splits.items()
+        }
+        self.generator = torch.Generator(device).manual_seed(self.seed)
+        if self.make_sampler is not None:
+            self.sampler.to(self.generator)
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

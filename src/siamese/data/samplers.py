@@ -2,7 +2,8 @@
 
 Each returns a (B, T) index tensor into the split's images: T = 2 (pairs), 3 (triplets) or
 1 (P×K batches for in-batch mining). Their only state is the generator, so saving and restoring it
-replays the exact same batches.
+replays the exact same batches. Indices are drawn on the generator's device (`to` moves a sampler's
+tables there), so a split held on a GPU is sampled and gathered without the host.
 """
 
 import torch
@@ -19,6 +20,7 @@ class ClassIndex:
         self.position = torch.empty_like(self.order)
         self.position[self.order] = torch.arange(labels.numel())  # rank of each sample in `order`
         self.labels = labels
+        self.widest = int(self.counts.max())
         if (self.counts < 2).any():
             small = torch.nonzero(self.counts < 2).flatten().tolist()
             raise ValueError(
@@ -31,27 +33,44 @@ class ClassIndex:
     def num_classes(self) -> int:
         return self.counts.numel()
 
+    def to(self, device: torch.device) -> "ClassIndex":
+        for name in ("order", "counts", "offsets", "position", "labels"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
     def positives(self, anchors: Tensor, g: torch.Generator) -> Tensor:
         """Another sample of each anchor's class (never the anchor itself)."""
         cls = self.labels[anchors]
         within = self.position[anchors] - self.offsets[cls]
-        r = (torch.rand(anchors.shape, generator=g) * (self.counts[cls] - 1)).long()
+        r = (
+            torch.rand(anchors.shape, generator=g, device=g.device) * (self.counts[cls] - 1)
+        ).long()
         r = r + (r >= within).long()  # skip the anchor's own slot
         return self.order[self.offsets[cls] + r]
 
     def negatives(self, anchors: Tensor, g: torch.Generator) -> Tensor:
         """A sample of a class other than each anchor's, classes drawn uniformly."""
         cls = self.labels[anchors]
-        other = torch.randint(self.num_classes - 1, anchors.shape, generator=g)
+        other = torch.randint(self.num_classes - 1, anchors.shape, generator=g, device=g.device)
         other = other + (other >= cls).long()
         return self.members(other, g)
 
     def members(self, classes: Tensor, g: torch.Generator) -> Tensor:
-        r = (torch.rand(classes.shape, generator=g) * self.counts[classes]).long()
+        r = (torch.rand(classes.shape, generator=g, device=g.device) * self.counts[classes]).long()
         return self.order[self.offsets[classes] + r]
 
 
-class _AnyBatchSize:
+class _Sampler:
+    index: ClassIndex
+    generator: torch.Generator
+
+    def to(self, generator: torch.Generator) -> None:
+        """Draw from `generator` (on the device where the split now lives) from here on."""
+        self.generator = generator
+        self.index.to(generator.device)
+
+
+class _AnyBatchSize(_Sampler):
     def check_batch_size(self, batch_size: int) -> None:
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
@@ -73,8 +92,10 @@ class PairSampler(_AnyBatchSize):
 
     def sample(self, batch_size: int) -> Tensor:
         g = self.generator
-        anchors = torch.randint(self.index.labels.numel(), (batch_size,), generator=g)
-        same = torch.rand(batch_size, generator=g) < self.positive_fraction
+        anchors = torch.randint(
+            self.index.labels.numel(), (batch_size,), generator=g, device=g.device
+        )
+        same = torch.rand(batch_size, generator=g, device=g.device) < self.positive_fraction
         second = torch.where(
             same, self.index.positives(anchors, g), self.index.negatives(anchors, g)
         )
@@ -92,13 +113,15 @@ class TripletSampler(_AnyBatchSize):
 
     def sample(self, batch_size: int) -> Tensor:
         g = self.generator
-        anchors = torch.randint(self.index.labels.numel(), (batch_size,), generator=g)
+        anchors = torch.randint(
+            self.index.labels.numel(), (batch_size,), generator=g, device=g.device
+        )
         return torch.stack(
             [anchors, self.index.positives(anchors, g), self.index.negatives(anchors, g)], 1
         )
 
 
-class PKSampler:
+class PKSampler(_Sampler):
     """Class-balanced batches for online mining: P classes × K samples each (batch size P·K)."""
 
     tuple_size = 1
@@ -115,11 +138,12 @@ class PKSampler:
         k = self.samples_per_class
         p = batch_size // k
         g = self.generator
-        classes = torch.randperm(self.index.num_classes, generator=g)[:p]
+        classes = torch.randperm(self.index.num_classes, generator=g, device=g.device)[:p]
         counts = self.index.counts[classes]
-        # K distinct samples per class (with replacement only where a class has fewer than K)
-        keys = torch.rand(p, int(counts.max()), generator=g)
-        keys[torch.arange(keys.shape[1]) >= counts[:, None]] = 2.0
+        # K distinct samples per class (with replacement only where a class has fewer than K);
+        # the widest class, known at set-up, bounds the keys without reading counts on the host
+        keys = torch.rand(p, self.index.widest, generator=g, device=g.device)
+        keys[torch.arange(keys.shape[1], device=g.device) >= counts[:, None]] = 2.0
         picks = keys.argsort(1)[:, :k]
         picks = torch.where(picks < counts[:, None], picks, picks % counts[:, None])
         return self.index.order[self.index.offsets[classes, None] + picks].reshape(-1, 1)

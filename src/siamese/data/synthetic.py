@@ -30,13 +30,14 @@ class SyntheticGlyphs:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for key in ("num_classes", "samples_per_class", "strokes", "palette_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"data.source.{key} must be >= 1, got {getattr(self, key)}")
-        if self.num_classes < 2:
-            raise ValueError(f"data.source.num_classes must be >= 2, got {self.num_classes}")
-        if self.image_size < 8:
-            raise ValueError(f"data.source.image_size must be >= 8, got {self.image_size}")
+        lowest = {"num_classes": 2, "samples_per_class": 1, "strokes": 1, "palette_size": 1}
+        lowest["image_size"] = 8
+        for key, low in lowest.items():
+            if getattr(self, key) < low:
+                raise ValueError(f"{key} must be >= {low}, got {getattr(self, key)}")
+        for key in ("rotation", "scale", "translation", "stroke_jitter", "colour_jitter", "noise"):
+            if not getattr(self, key) >= 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
 
     def __call__(self) -> ImageSet:
         g = torch.Generator().manual_seed(self.seed)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
+from omegaconf import MISSING
 from torch import Tensor, nn
 
 from siamese.distances import Distance, check_distance
@@ -12,6 +13,16 @@ from siamese.distances import Distance, check_distance
 class LossOutput:
     loss: Tensor  # scalar, differentiable
     parts: dict[str, Tensor]  # detached scalars, for logging only
+
+
+@dataclass
+class LossConf:
+    """The types of the keys every loss YAML has; a loss module extends it with its own keys and
+    lists it in its `SCHEMAS` ({name: dataclass}), stored as `schema/loss/<name>`."""
+
+    _target_: str = MISSING
+    margin: float = MISSING
+    distance: str = MISSING
 
 
 class SiameseLoss(nn.Module):

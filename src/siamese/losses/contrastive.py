@@ -3,7 +3,9 @@
 from torch import Tensor
 
 from siamese.distances import pair_distance
-from siamese.losses.base import SiameseLoss, positive
+from siamese.losses.base import LossConf, SiameseLoss, positive
+
+SCHEMAS = {"contrastive": LossConf}
 
 
 def contrastive_terms(d: Tensor, similar: Tensor, margin: float) -> tuple[Tensor, Tensor]:

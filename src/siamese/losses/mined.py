@@ -5,11 +5,14 @@ O(B³). A batch without a valid anchor (one with a positive and a negative) give
 0 that is still attached to the graph; parts["valid_fraction"] is the fraction of valid anchors.
 """
 
+from dataclasses import dataclass
+
 import torch
+from omegaconf import MISSING
 from torch import Tensor
 
 from siamese.distances import distance_matrix
-from siamese.losses.base import SiameseLoss, masked_mean, positive
+from siamese.losses.base import LossConf, SiameseLoss, masked_mean, positive
 from siamese.losses.contrastive import contrastive_terms
 from siamese.losses.mining import (
     batch_all,
@@ -19,7 +22,15 @@ from siamese.losses.mining import (
     semi_hard_negatives,
     valid_anchors,
 )
-from siamese.losses.triplet import TripletOptions
+from siamese.losses.triplet import TripletMarginBase
+
+
+@dataclass
+class ContrastiveAllPairsConf(LossConf):
+    hard_pairs: bool = MISSING
+
+
+SCHEMAS = {"contrastive_all_pairs": ContrastiveAllPairsConf}
 
 
 def fraction(mask: Tensor, dtype: torch.dtype) -> Tensor:
@@ -33,7 +44,7 @@ def all_distances(embeddings: Tensor, kind: str, squared: bool) -> Tensor:
     return dist.to(torch.promote_types(dist.dtype, torch.float32))
 
 
-class MinedTripletLoss(TripletOptions):
+class MinedTripletLoss(TripletMarginBase):
     """Triplet options as in TripletLoss; d is d² unless squared_distance=False."""
 
     tuple_size = 1

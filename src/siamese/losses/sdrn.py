@@ -1,10 +1,25 @@
 """SDRN loss: contrastive plus a hinged KL regulariser from a jointly trained discriminator head."""
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
+from omegaconf import MISSING
 from torch import Tensor, nn
 
-from siamese.losses.base import int_at_least, non_negative
+from siamese.losses.base import LossConf, int_at_least, non_negative
 from siamese.losses.contrastive import ContrastiveLoss
+
+
+@dataclass
+class SDRNConf(LossConf):
+    num_classes: int | None = MISSING  # None: the training split's class count
+    embedding_dim: int = MISSING
+    lam: float = MISSING
+    gamma: float = MISSING
+    hidden_dim: int = MISSING
+
+
+SCHEMAS = {"sdrn": SDRNConf}
 
 
 class SDRNLoss(ContrastiveLoss):

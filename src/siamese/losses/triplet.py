@@ -1,12 +1,24 @@
 """Triplet loss on (anchor, positive, negative) tuples, and the options all triplet losses share."""
 
+from dataclasses import dataclass
+
+from omegaconf import MISSING
 from torch import Tensor
 
 from siamese.distances import pair_distance
-from siamese.losses.base import SiameseLoss, positive
+from siamese.losses.base import LossConf, SiameseLoss, positive
 
 
-class TripletOptions(SiameseLoss):
+@dataclass
+class TripletConf(LossConf):
+    squared_distance: bool = MISSING
+    squared_hinge: bool = MISSING
+
+
+SCHEMAS = {"triplet": TripletConf}  # also the mined triplet losses' (same keys)
+
+
+class TripletMarginBase(SiameseLoss):
     """margin, squared_distance (hinge on d² instead of d) and squared_hinge (square the hinge)."""
 
     def __init__(
@@ -27,8 +39,8 @@ class TripletOptions(SiameseLoss):
         return h.pow(2) if self.squared_hinge else h
 
 
-class TripletLoss(TripletOptions):
-    """L = mean[max(0, d(a,p)² − d(a,n)² + m)] by default; see TripletOptions for the variants.
+class TripletLoss(TripletMarginBase):
+    """L = mean[max(0, d(a,p)² − d(a,n)² + m)] by default; see TripletMarginBase for the variants.
 
     parts: "active_fraction", the fraction of triplets with a positive hinge.
     """

@@ -1,4 +1,4 @@
-"""Evaluation metrics (DESIGN.md §7): verification on pairs, retrieval, N-way one-shot."""
+"""Evaluation metrics: verification on pairs, retrieval, N-way one-shot (docs/design.md)."""
 
 from siamese.metrics.oneshot import one_shot_accuracy
 from siamese.metrics.retrieval import retrieval_metrics

@@ -31,6 +31,8 @@ class ConvNet(nn.Module):
     ):
         super().__init__()
         check_normalization(normalization)
+        if not widths or min(widths) < 1:
+            raise ValueError(f"widths must be at least 1 width, each > 0, got {list(widths)}")
         layers, cin = [], in_channels
         for i, width in enumerate(widths):
             layers += [conv_block(cin, width, normalization)]

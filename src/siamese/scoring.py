@@ -6,12 +6,12 @@ import torch
 from torch import Tensor
 
 from siamese.data.imageset import ImageSet
-from siamese.distances import pair_distance
+from siamese.distances import check_distance, pair_distance
 from siamese.metrics import one_shot_accuracy, retrieval_metrics, verification_metrics
 
 
 @dataclass
-class Evaluation:
+class Scorer:
     """What to compute: `one_shot_ways` empty turns one-shot off; `seed` fixes its trials."""
 
     distance: str = "euclidean"
@@ -20,6 +20,16 @@ class Evaluation:
     one_shot_trials: int = 1000
     chunk_size: int = 1024
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_distance(self.distance)
+        if not self.recall_ks or any(k < 1 for k in self.recall_ks):
+            raise ValueError(f"recall_ks must be >= 1 each, and at least one, got {self.recall_ks}")
+        if any(n < 2 for n in self.one_shot_ways):
+            raise ValueError(f"one_shot_ways must all be >= 2, got {self.one_shot_ways}")
+        for name in ("one_shot_trials", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
     def __call__(
         self, embeddings: Tensor, labels: Tensor, pairs: Tensor, threshold: float | None = None
@@ -53,3 +63,17 @@ def embed_split(module, data: ImageSet, batch_size: int = 512) -> tuple[Tensor, 
     ]
     module.train(was_training)
     return torch.cat(chunks), data.labels
+
+
+def score_split(
+    module,
+    data: ImageSet,
+    pairs: Tensor,
+    scorer: Scorer,
+    threshold: float | None = None,
+    batch_size: int = 512,
+) -> tuple[dict[str, float], Tensor]:
+    """A module's metrics on a split outside a Lightning loop (a checkpoint, an untrained
+    encoder), and the embeddings they came from; Lightning's loops feed `scorer` the same way."""
+    embeddings, labels = embed_split(module, data, batch_size)
+    return scorer(embeddings, labels, pairs, threshold), embeddings
