@@ -23,19 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "data.source.num_classes=20",
-    "data.source.samples_per_class=6",
-    "data.image_size=16",
-    "data.batch_size=8",
-    "data.steps_per_epoch=1",
-    "data.eval_pairs=60",
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "evaluation.one_shot_ways=[3]",
-    "evaluation.one_shot_trials=20",
-    "logger=none",
-]
+TINY = ["debug=tiny", "data.steps_per_epoch=1", "logger=none"]  # conf/debug/tiny.yaml, one step
 LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
