@@ -13,7 +13,8 @@ no model summary. Variants:
   self.log raises: the module's training_step is replaced by one that does not log).
 Per-step time is taken from the end of step `warmup` to the end of the last step (setup,
 first-step allocations and the lazy imports of the first step are left out). The variants
-alternate --repeat times; the fastest of each is kept (the machine may be shared).
+alternate --repeat times in rotating order; the fastest of each is kept (the machine may be
+shared: --threads 1 makes a run less sensitive to other processes).
 `loader_share`: the loop's time in next(batch) over its time per step.
 """
 
@@ -130,6 +131,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. data.batch_size=128")
     args = p.parse_args()
     import logging
@@ -139,6 +141,8 @@ def main() -> None:
     for noise in ("does not have many workers", "LeafSpec", "has `__len__` defined"):
         warnings.filterwarnings("ignore", f".*{noise}.*")
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg, dm0, mod0 = make(args.overrides, args.warmup + args.steps)
     variants = {
         "loop": lambda m, d: run_loop(m, d, args.warmup),
@@ -146,8 +150,10 @@ def main() -> None:
         "barebones": lambda m, d: run_lightning(m, d, args.warmup, barebones=True),
     }
     results = {name: [] for name in variants}
-    for _ in range(args.repeat):
-        for name, fn in variants.items():
+    for i in range(args.repeat):
+        # rotate the order, so that no variant always runs first or last in a round
+        names = list(variants)[i % 3 :] + list(variants)[: i % 3]
+        for name, fn in ((n, variants[n]) for n in names):
             # identical starting weights, sampler state and data for every run
             results[name].append(fn(copy.deepcopy(mod0), copy.deepcopy(dm0)))
     best = {name: min(runs, key=lambda r: r["step_s"]) for name, runs in results.items()}
