@@ -59,3 +59,20 @@ format: $(STAMP)  ## ruff fixes and formatting
 clean:  ## remove the venv and caches (outputs/ is kept: runs are never deleted by make)
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# A fair SPRN vs SDRN verdict: equal tuning budgets on val, the best of each over seeds on test
+COMPARE_TRIALS ?= 50
+COMPARE_SEEDS ?= 5
+QUICK_TRIALS ?= 10
+QUICK_SEEDS ?= 5
+# debug=quick at 16 pixels and 10 steps an epoch (the tune spaces reach 384 images a step);
+# TPE proper after 4 random trials
+COMPARE_QUICK := debug=quick data.image_size=16 data.steps_per_epoch=10 \
+	hydra.sweeper.sampler.n_startup_trials=4
+.PHONY: compare compare-quick
+
+compare: $(STAMP)  ## tune SPRN and SDRN (COMPARE_TRIALS each, on val), re-run each best over seeds, report
+	$(PY) -m siamese.compare --trials $(COMPARE_TRIALS) --seeds $(COMPARE_SEEDS) $(ARGS)
+
+compare-quick: $(STAMP)  ## the same on tiny data with fewer trials: minutes on a CPU
+	$(PY) -m siamese.compare --name quick --trials $(QUICK_TRIALS) --seeds $(QUICK_SEEDS) $(COMPARE_QUICK) $(ARGS)

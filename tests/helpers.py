@@ -1,6 +1,13 @@
-"""What several test modules share: where the project is, and its config options."""
+"""What several test modules share: where the project is, its config options, and data written
+as a user would have it (image folders, torchvision roots)."""
 
 from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from siamese.data.imageset import ImageSet
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -9,3 +16,33 @@ TINY = ["debug=tiny"]  # conf/debug/tiny.yaml: seconds on a CPU, every metric st
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def pil(t: torch.Tensor) -> Image.Image:
+    return Image.fromarray(t.permute(1, 2, 0).numpy())
+
+
+def write_glyph_folder(data: ImageSet, root, fmt: str = "png") -> None:
+    for i, (image, label) in enumerate(zip(data.images, data.labels.tolist(), strict=True)):
+        folder = root / data.class_names[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        pil(image).save(folder / f"{i:04d}.{fmt}")
+
+
+def _idx(path, array: np.ndarray) -> None:
+    """An MNIST idx file: magic (0, 0, uint8 type 8, ndim), big-endian sizes, the bytes."""
+    head = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(head + array.astype(np.uint8).tobytes())
+
+
+def fake_mnist(root, n_train=20, n_test=10):
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    g = np.random.default_rng(0)
+    arrays = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        x, y = g.integers(0, 256, (n, 28, 28)), np.arange(n) % 10
+        _idx(raw / f"{prefix}-images-idx3-ubyte", x)
+        _idx(raw / f"{prefix}-labels-idx1-ubyte", y)
+        arrays[prefix] = (x.astype(np.uint8), y)
+    return arrays

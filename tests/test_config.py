@@ -7,7 +7,8 @@ from hydra.utils import instantiate
 
 from siamese.build import build, build_scorer
 from siamese.checks import check_config
-from tests.helpers import options
+from siamese.data import SyntheticGlyphs
+from tests.helpers import fake_mnist, options, write_glyph_folder
 
 GROUPS = [
     "data",
@@ -22,6 +23,7 @@ GROUPS = [
     "logger",
     "experiment",
     "debug",
+    "augmentation",
 ]
 CASES = [(g, o) for g in GROUPS for o in options(g)]
 
@@ -30,15 +32,35 @@ def test_every_group_has_options():
     assert all(options(g) for g in GROUPS)
 
 
+def data_files(option: str, tmp_path) -> list[str]:
+    """Files for the data options that read them: a glyph folder, a manifest, a fake MNIST."""
+    glyphs = SyntheticGlyphs(num_classes=20, samples_per_class=6, image_size=16)()
+    if option in ("folder", "csv"):
+        write_glyph_folder(glyphs, tmp_path / "glyphs")
+        rows = [
+            f"glyphs/{glyphs.class_names[y]}/{i:04d}.png,{glyphs.class_names[y]}"
+            for i, y in enumerate(glyphs.labels.tolist())
+        ]
+        (tmp_path / "m.csv").write_text("\n".join(["path,label", *rows]) + "\n")
+        key = "data.root" if option == "folder" else "data.manifest"
+        target = tmp_path / ("glyphs" if option == "folder" else "m.csv")
+        return [f"{key}={target}", "data.image_size=16"]
+    if option == "torchvision":
+        fake_mnist(tmp_path, n_train=60, n_test=60)
+        return [f"data.root={tmp_path}", "data.download=false", "data.image_size=16"]
+    return []
+
+
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
-def test_every_option_composes_validates_and_builds(make_config, group, option):
-    overrides = [f"{group}={option}"]
+def test_every_option_composes_validates_and_builds(make_config, group, option, tmp_path):
+    overrides = [f"{group}={option}", *(data_files(option, tmp_path) if group == "data" else [])]
     if group == "sampler":  # a sampler must match its loss's tuples
         loss = {"pair": "contrastive", "triplet": "triplet", "pk": "triplet_batch_hard"}[option]
         overrides.append(f"loss={loss}")
     if group == "model":
         overrides.append(f"loss={'contrastive' if option == 'pair' else 'triplet'}")
-    cfg = make_config(*overrides)
+    files = group == "data" and option != "synthetic"
+    cfg = make_config(*overrides, *(["debug=fast"] if files else []), tiny=not files)
     check_config(cfg)
     if group == "trainer" and cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         pytest.skip("no GPU here: composed and validated only")

@@ -1,9 +1,11 @@
 """The README's commands are real: each runs here, on tiny sizes, so that they never rot."""
 
+import os
 import re
 import shlex
 import subprocess
 import sys
+from functools import reduce
 from pathlib import Path
 
 import pytest
@@ -11,19 +13,27 @@ import torch
 from PIL import Image
 
 from siamese.data import SyntheticGlyphs
-from tests.helpers import ROOT, TINY
+from tests.helpers import ROOT, TINY, fake_mnist, write_glyph_folder
 
 pytestmark = pytest.mark.slow
 README = (ROOT / "README.md").read_text()
-TRAIN = [line.strip() for line in README.splitlines() if line.strip().startswith("python train.py")]
+# resume= continues a run that was stopped: tests/test_resume.py stops one and runs these
+TRAIN = [
+    line.strip()
+    for line in README.splitlines()
+    if line.strip().startswith("python train.py") and "resume=" not in line
+]
+RESUME = [
+    line.strip() for line in README.splitlines() if "python train.py" in line and "resume=" in line
+]
 TOOLS = [
     line.strip() for line in README.splitlines() if line.strip().startswith("python -m siamese.")
 ]
 
 
-def run(args: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def run(args: list[str], cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
     )
 
 
@@ -38,16 +48,37 @@ def test_readme_shows_the_commands():
     assert "make train" in README and "make test" in README
 
 
+def user_files(root: Path) -> dict[str, str]:
+    """What the README's own-data commands name, written as a user would have it: a folder of
+    class folders, a manifest, and MNIST's files where torchvision looks for them."""
+    glyphs = SyntheticGlyphs(num_classes=20, samples_per_class=6, image_size=16)()
+    write_glyph_folder(glyphs, root / "faces")
+    rows = [
+        f"faces/{glyphs.class_names[y]}/{i:04d}.png,{glyphs.class_names[y]}"
+        for i, y in enumerate(glyphs.labels.tolist())
+    ]
+    (root / "products.csv").write_text("\n".join(["path,label", *rows]) + "\n")
+    fake_mnist(root / "cache", n_train=60, n_test=60)
+    return {"~/faces": str(root / "faces"), "products.csv": str(root / "products.csv")}
+
+
 @pytest.mark.parametrize("line", TRAIN)
 def test_readme_train_command(line, tmp_path):
     args, promised_error = split(line)
     flags = [a for a in args[1:] if a == "-m"]
     overrides = [a for a in args[1:] if a != "-m"]
     out = "hydra.sweep.dir" if flags else "hydra.run.dir"
-    proc = run([args[0], *flags, *TINY, *overrides, f"{out}={tmp_path}"])
+    prefix, env = TINY, None
+    if any(o.startswith("data=") and o != "data=synthetic" for o in overrides):
+        # the user's own files, small: any data source runs fast at 16 px
+        paths = user_files(tmp_path / "files")
+        overrides = [reduce(lambda o, p: o.replace(*p), paths.items(), o) for o in overrides]
+        prefix = ["debug=fast", "data.image_size=16"]
+        env = {**os.environ, "SIAMESE_CACHE": str(tmp_path / "files" / "cache")}
+    proc = run([args[0], *flags, *prefix, *overrides, f"{out}={tmp_path / 'out'}"], env=env)
     if promised_error is None:
         assert proc.returncode == 0, proc.stderr[-3000:]
-        records = list(tmp_path.glob("**/metrics.json"))
+        records = list((tmp_path / "out").glob("**/metrics.json"))
         assert records and all('"status": "completed"' in r.read_text() for r in records)
         if flags:  # one job per grid point
             grid = [len(a.split("=", 1)[1].split(",")) for a in overrides]

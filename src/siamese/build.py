@@ -1,16 +1,22 @@
 """Assembly: the data module, the LightningModule, the scorer and the trainer a config describes."""
 
+import copy
+import inspect
+from dataclasses import fields
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
-from siamese.callbacks import ConfigInCheckpoint, DataOnDevice, SplitScores
+from siamese.atomic import AtomicCheckpointIO
+from siamese.callbacks import ConfigInCheckpoint, Dashboards, DataOnDevice, SplitScores
 from siamese.checks import ConfigValueError, build_node
 from siamese.data import SiameseDataModule
+from siamese.guards import DivergenceGuard
 from siamese.models.encoder import Encoder
 from siamese.modules import SiameseModule
 from siamese.scoring import Scorer
@@ -20,7 +26,8 @@ def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
     """The data module (set up) and the LightningModule that a config describes."""
     # each DDP rank draws its own batches (rank 0 of a single-device run: seed itself)
     seed = cfg.seed + rank_zero_only.rank
-    datamodule = build_node(cfg.data, "data", sampler=build_node(cfg.sampler, "sampler"), seed=seed)
+    sampler = build_node(cfg.sampler, "sampler")
+    datamodule = build_node(datamodule_node(cfg.data), "data", sampler=sampler, seed=seed)
     datamodule.setup("fit")
     # the sdrn discriminator's classes: null means the training split's count, written back so
     # that the saved config and every checkpoint rebuild the same model
@@ -42,12 +49,28 @@ def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
     return datamodule, module
 
 
+def datamodule_node(data: DictConfig) -> DictConfig:
+    """The data node without the keys only its source reads: a user sets data.root= beside
+    data.image_size=, and the source takes them through interpolation (`root: ${..root}`)."""
+    node = copy.deepcopy(data)
+    node._set_parent(data._get_parent())  # interpolations resolve as in the whole config
+    OmegaConf.resolve(node)
+    takes = inspect.signature(get_class(node._target_)).parameters
+    with open_dict(node):
+        for key in [k for k in node if not k.startswith("_") and k not in takes]:
+            del node[key]
+    return node
+
+
 def build_module(
     cfg: DictConfig, pixel_mean: torch.Tensor, pixel_std: torch.Tensor
 ) -> SiameseModule:
     """The LightningModule alone: also what a checkpoint is rebuilt into."""
     backbone = build_node(cfg.backbone, "backbone")
+    if getattr(backbone, "input_mean", None) is not None:  # pretrained: its weights' statistics
+        pixel_mean, pixel_std = backbone.input_mean, backbone.input_std
     encoder = Encoder(backbone, cfg.embedding.dim, cfg.embedding.l2_normalize)
+    augment = build_node(cfg.augmentation, "augmentation") if cfg.get("augmentation") else None
     # a partial, then called: the tensors and modules pass through as they are
     return build_node(cfg.model, "model", _partial_=True)(
         encoder=encoder,
@@ -55,6 +78,9 @@ def build_module(
         optimizer=build_node(cfg.optimizer, "optimizer"),
         scheduler=build_node(cfg.scheduler, "scheduler") if cfg.scheduler else None,
         distance=cfg.embedding.distance,
+        augment=augment,
+        augment_seed=cfg.seed + rank_zero_only.rank,
+        fmr_targets=tuple(cfg.evaluation.fmr_targets),
         pixel_mean=pixel_mean,
         pixel_std=pixel_std,
     )
@@ -71,33 +97,66 @@ def build_scorer(cfg: DictConfig) -> Scorer:
             one_shot_trials=e.one_shot_trials,
             chunk_size=e.chunk_size,
             seed=cfg.data.split_seed,
+            fmr_targets=tuple(e.fmr_targets),
         )
     except ValueError as err:
         raise ConfigValueError(f"evaluation.{err}") from err
 
 
+DASHBOARD_KEYS = tuple(f.name for f in fields(Dashboards) if f.name != "splits")
+
+
 def make_trainer(
     cfg: DictConfig,
     run_dir: Path,
-    pairs: dict[str, torch.Tensor],
+    datamodule: SiameseDataModule,
     callbacks: list[Callback] = (),
 ) -> pl.Trainer:
     """The trainer of a run in `run_dir`: best/last checkpoints, the config in each of them, and
-    the val/test scoring on the fixed `pairs`."""
-    logger = build_node(cfg.logger, "logger", save_dir=str(run_dir)) if cfg.logger else False
-    checkpoints = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
+    the val/test scoring (and dashboards) on the data module's fixed pairs and splits."""
+    logger, pictures = False, None
+    if cfg.logger:
+        node = copy.deepcopy(cfg.logger)
+        with open_dict(node):  # the dashboards' switches are no arguments of the logger
+            switches = {k: node.pop(k) for k in DASHBOARD_KEYS if k in node}
+        logger = build_node(node, "logger", save_dir=str(run_dir))
+        pictures = Dashboards(datamodule.splits, **switches)
+    folder = run_dir / "checkpoints"
+    # fixed names (a resumed run overwrites them, no best-v1.ckpt), written atomically
+    best = ModelCheckpoint(
+        dirpath=folder,
         filename="best",
         monitor=cfg.evaluation.monitor,
         mode=cfg.evaluation.mode,
         save_last=True,
         auto_insert_metric_name=False,
+        enable_version_counter=False,
     )
-    scores = SplitScores(build_scorer(cfg), pairs, run_dir / "test_embeddings.pt")
+    # last.ckpt also every few steps: a kill loses minutes, not an epoch
+    every = ModelCheckpoint(
+        dirpath=folder,
+        save_top_k=0,
+        save_last=True,
+        every_n_train_steps=cfg.checkpoint.every_n_steps,
+        enable_version_counter=False,
+    )
+    guard = DivergenceGuard(cfg.guard.max_loss, cfg.guard.max_weight_norm)
+    scorer = build_scorer(cfg)
+    scores = SplitScores(scorer, datamodule.pairs, run_dir / "test_embeddings.pt", pictures)
+    names = datamodule.splits["train"].class_names
     return build_node(
         cfg.trainer,
         "trainer",
         logger=logger,
         default_root_dir=str(run_dir),
-        callbacks=[DataOnDevice(), scores, checkpoints, ConfigInCheckpoint(cfg), *callbacks],
+        plugins=[AtomicCheckpointIO()],
+        callbacks=[
+            DataOnDevice(),
+            scores,
+            guard,
+            best,
+            every,
+            ConfigInCheckpoint(cfg, names),
+            *callbacks,
+        ],
     )

@@ -1,5 +1,6 @@
 """Callbacks of a run: the config in every checkpoint, and the scoring of val and test splits."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -7,19 +8,30 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 
+from siamese import dashboards
+from siamese.atomic import atomic_torch_save
+from siamese.data.imageset import ImageSet
+from siamese.metrics import fmr_thresholds
 from siamese.scoring import Scorer
 
 CONFIG_KEY = "siamese_config"  # where every checkpoint of this package keeps its resolved config
 
 
-class ConfigInCheckpoint(Callback):
-    """Stores the resolved config in every checkpoint, so a checkpoint alone rebuilds its model."""
+CLASS_NAMES_KEY = "siamese_class_names"  # the training split's classes (an export's metadata)
 
-    def __init__(self, cfg: DictConfig):
+
+class ConfigInCheckpoint(Callback):
+    """Stores the resolved config (and the training classes' names) in every checkpoint, so a
+    checkpoint alone rebuilds its model."""
+
+    def __init__(self, cfg: DictConfig, class_names: list[str] | None = None):
         self.config = OmegaConf.to_container(cfg, resolve=True)
+        self.class_names = class_names
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint[CONFIG_KEY] = self.config
+        if self.class_names is not None:
+            checkpoint[CLASS_NAMES_KEY] = self.class_names
 
 
 class DataOnDevice(Callback):
@@ -30,16 +42,60 @@ class DataOnDevice(Callback):
             trainer.datamodule.place(trainer.strategy.root_device)
 
 
+@dataclass
+class Dashboards:
+    """The TensorBoard pictures of a run, each switched by the logger config: distance histograms
+    per validation epoch; the projector, the worst errors and the ROC/PR curves of the test split.
+    `splits` give the images and class names; nothing here runs per training step."""
+
+    splits: dict[str, ImageSet]
+    projector: bool = True
+    projector_max_points: int = 1000
+    distance_histograms: bool = True
+    worst_errors: bool = True
+    worst_errors_k: int = 8
+    curves: bool = True
+
+    def validation(self, writer, d: Tensor, same: Tensor, tau: float, step: int) -> None:
+        if self.distance_histograms:
+            dashboards.log_distance_histograms(writer, d, same, tau, step)
+
+    def test(self, writer, embeddings, labels, pairs, d, same, tau: float, step: int) -> None:
+        split = self.splits["test"]
+        if self.projector:
+            dashboards.log_projector(
+                writer,
+                embeddings,
+                labels,
+                split.class_names,
+                split.images,
+                self.projector_max_points,
+                step,
+            )
+        if self.worst_errors:
+            dashboards.log_worst_errors(
+                writer, split.images, pairs, d, same, tau, step, self.worst_errors_k
+            )
+        if self.curves:
+            dashboards.log_verification_curves(writer, d, same, step, "test", tau)
+
+
 class SplitScores(Callback):
     """Scores a split from the embeddings its validation or test loop produced, once per epoch:
     val chooses τ (kept in the module's `threshold` buffer, so every checkpoint carries it), test
-    applies it unchanged. `pairs` are the fixed val/test pairs, handed over at build time;
-    `embeddings_path`, if given, receives the test split's embeddings and labels."""
+    applies it unchanged (so do the τ of each false-match-rate target). `pairs` are the fixed
+    val/test pairs, handed over at build time; `embeddings_path`, if given, receives the test
+    split's embeddings and labels; `dashboards` draws from the same embeddings."""
 
     def __init__(
-        self, scorer: Scorer, pairs: dict[str, Tensor], embeddings_path: Path | None = None
+        self,
+        scorer: Scorer,
+        pairs: dict[str, Tensor],
+        embeddings_path: Path | None = None,
+        dashboards: Dashboards | None = None,
     ):
         self.scorer, self.pairs, self.embeddings_path = scorer, pairs, embeddings_path
+        self.dashboards = dashboards
         self._collected: list[tuple[Tensor, Tensor]] = []
 
     def _collect(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
@@ -58,14 +114,32 @@ class SplitScores(Callback):
         if trainer.sanity_checking:  # a partial split: nothing meaningful to score
             self._collected.clear()
             return
-        metrics = self.scorer(*self._take(), self.pairs["val"])
+        embeddings, labels = self._take()
+        pairs = self.pairs["val"]
+        metrics = self.scorer(embeddings, labels, pairs)
         pl_module.threshold.fill_(metrics["threshold"])
+        chosen = fmr_thresholds(metrics, self.scorer.fmr_targets)
+        pl_module.fmr_thresholds.copy_(torch.tensor([chosen[t] for t in self.scorer.fmr_targets]))
         pl_module.log_dict({f"val/{k}": v for k, v in metrics.items()})
+        if (writer := self._writer(trainer)) is not None:
+            d, same = self.scorer.pair_distances(embeddings, labels, pairs)
+            self.dashboards.validation(writer, d, same, metrics["threshold"], trainer.global_step)
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         embeddings, labels = self._take()
-        metrics = self.scorer(embeddings, labels, self.pairs["test"], float(pl_module.threshold))
+        pairs, tau = self.pairs["test"], float(pl_module.threshold)
+        metrics = self.scorer(embeddings, labels, pairs, tau, pl_module.chosen_fmr_thresholds())
         pl_module.log_dict({f"test/{k}": v for k, v in metrics.items()})
         if self.embeddings_path is not None and trainer.is_global_zero:
             saved = {"embeddings": embeddings.float().cpu(), "labels": labels.cpu()}
-            torch.save(saved, self.embeddings_path)
+            atomic_torch_save(saved, self.embeddings_path)
+        if (writer := self._writer(trainer)) is not None:
+            d, same = self.scorer.pair_distances(embeddings, labels, pairs)
+            args = (embeddings.cpu(), labels.cpu(), pairs.cpu(), d.cpu(), same.cpu())
+            self.dashboards.test(writer, *args, tau, trainer.global_step)
+
+    def _writer(self, trainer):
+        """TensorBoard's SummaryWriter when there are dashboards to draw (rank 0 only)."""
+        if self.dashboards is None or not trainer.is_global_zero:
+            return None
+        return getattr(trainer.logger, "experiment", None) if trainer.logger else None

@@ -27,8 +27,9 @@ def load_checkpoint(path: str | Path) -> tuple[SiameseModule, DictConfig]:
             "use the last.ckpt or best.ckpt of a run folder"
         )
     cfg = OmegaConf.create(ckpt[CONFIG_KEY])
-    if "weights" in cfg.backbone:  # the checkpoint's weights replace them: never download
+    if "weights" in cfg.backbone:  # the checkpoint's weights replace them: never load those
         cfg.backbone.weights = None
+        cfg.backbone.pretrained = False
     state = ckpt["state_dict"]
     module = build_module(cfg, state["pixel_mean"], state["pixel_std"])
     module.load_state_dict(state)

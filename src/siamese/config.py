@@ -64,6 +64,42 @@ class DataModuleConf(Target):
     split: SplitConf = MISSING
     split_by: str = MISSING
     split_seed: int = MISSING
+    resize: str = MISSING
+
+
+@dataclass
+class DecodedConf(DataModuleConf):
+    """Image files decoded once into memory (or streamed): the keys the source reads."""
+
+    num_workers: int | None = MISSING
+    cache: bool = MISSING
+    max_memory_gb: float = MISSING
+    loader_workers: int = MISSING
+
+
+@dataclass
+class FolderConf(DecodedConf):
+    root: str = MISSING
+    skip_bad: bool = MISSING
+
+
+@dataclass
+class CSVConf(DecodedConf):
+    manifest: str = MISSING
+    skip_bad: bool = MISSING
+
+
+@dataclass
+class TorchvisionConf(DecodedConf):
+    name: str = MISSING
+    root: str | None = MISSING
+    download: bool = MISSING
+    official_split: bool | None = MISSING
+
+
+@dataclass
+class AugmentationConf(Target):
+    kind: str = MISSING
 
 
 # --- samplers and models (brought by the loss) -------------------------------------------------
@@ -108,6 +144,7 @@ class TwoBranchConf(Backbone):
 class ResNet18Conf(Backbone):
     in_channels: int = MISSING
     weights: str | None = MISSING
+    pretrained: bool = MISSING
 
 
 @dataclass
@@ -177,6 +214,12 @@ class TensorBoardConf(Target):
     name: str = MISSING
     version: str = MISSING
     default_hp_metric: bool = MISSING
+    projector: bool = MISSING
+    projector_max_points: int = MISSING
+    distance_histograms: bool = MISSING
+    worst_errors: bool = MISSING
+    worst_errors_k: int = MISSING
+    curves: bool = MISSING
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -193,15 +236,28 @@ class EvaluationConf:
     one_shot_ways: list[int] = MISSING
     one_shot_trials: int = MISSING
     chunk_size: int = MISSING
+    fmr_targets: list[float] = MISSING
     monitor: str = MISSING
     mode: str = MISSING
     test_on: str = MISSING
 
 
 @dataclass
+class CheckpointConf:
+    every_n_steps: int = MISSING
+
+
+@dataclass
+class GuardConf:
+    max_loss: float | None = MISSING
+    max_weight_norm: float | None = MISSING
+
+
+@dataclass
 class TrainConf:
     trainer: Any = MISSING  # first: other groups interpolate its values (scheduler.T_max)
     data: Any = MISSING
+    augmentation: Any = None
     backbone: Any = MISSING
     normalization: Any = MISSING
     loss: Any = MISSING
@@ -212,13 +268,22 @@ class TrainConf:
     logger: Any = None
     embedding: EmbeddingConf = MISSING
     evaluation: EvaluationConf = MISSING
+    checkpoint: CheckpointConf = MISSING
+    guard: GuardConf = MISSING
     seed: int = MISSING
     name: str = MISSING
     resume: str | None = MISSING
 
 
 SCHEMAS = {
-    "data": {"datamodule": DataModuleConf, "synthetic": SyntheticConf},
+    "data": {
+        "datamodule": DataModuleConf,
+        "synthetic": SyntheticConf,
+        "folder": FolderConf,
+        "csv": CSVConf,
+        "torchvision": TorchvisionConf,
+    },
+    "augmentation": {"augmentation": AugmentationConf},
     "sampler": {"pair": PairSamplerConf, "triplet": Partial, "pk": PKSamplerConf},
     "model": {"model": Target},
     "backbone": {

@@ -38,7 +38,9 @@ def evaluate(ckpt_path: str, overrides: dict[str, str]) -> tuple[dict[str, float
     metrics = {}
     for stage, threshold in (("val", None), ("test", tau)):
         split, pairs = datamodule.splits[stage], datamodule.pairs[stage]
-        scores, _ = score_split(module, split, pairs, scorer, threshold, datamodule.eval_batch_size)
+        size = datamodule.eval_batch_size
+        fmr = module.chosen_fmr_thresholds() if threshold is not None else None
+        scores, _ = score_split(module, split, pairs, scorer, threshold, size, fmr)
         metrics |= {f"{stage}/{k}": v for k, v in scores.items()}
     out = _new_file(Path(ckpt_path).parent / "metrics.json")
     out.write_text(

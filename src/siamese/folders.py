@@ -5,6 +5,7 @@ that holds another run is refused here, from Hydra's callbacks (conf/train.yaml 
 not from the task. `resume=` chooses an existing folder on purpose.
 """
 
+import os
 import re
 import time
 from pathlib import Path
@@ -63,11 +64,17 @@ def holds_a_run(folder: Path) -> bool:
     return (Path(folder) / METRICS_FILE).exists()
 
 
+def ddp_child() -> bool:
+    return any(int(os.environ.get(k, "0") or 0) > 0 for k in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+
+
 class RefuseUsedFolders(Callback):
     """A single run refuses a folder that holds a run unless it is resumed (resume=DIR); a sweep
     refuses a sweep folder whose jobs hold runs unless it is re-run with resume=auto."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if ddp_child():  # Lightning starts DDP ranks > 0 by re-running the command: rank 0's folder
+            return
         folder = Path(config.hydra.run.dir)
         resume = config.get("resume")
         if resume in (None, "") and holds_a_run(folder):

@@ -28,6 +28,9 @@ class SiameseModule(pl.LightningModule):
         pixel_std: Tensor,
         scheduler: Callable[..., object] | None = None,
         distance: str = "euclidean",
+        augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+        augment_seed: int = 0,
+        fmr_targets: tuple[float, ...] = (),
     ):
         super().__init__()
         if loss.tuple_size not in self.tuple_sizes:
@@ -39,11 +42,17 @@ class SiameseModule(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         check_distance(distance)
         self.distance_kind = distance
+        self.augment, self.augment_seed = augment, augment_seed
+        self._augment_generator: torch.Generator | None = None
+        self._augment_state: Tensor | None = None  # from a checkpoint, until the first batch
         # the training split's statistics, kept with the weights so any later use sees the same input
         self.register_buffer("pixel_mean", torch.as_tensor(pixel_mean, dtype=torch.float32))
         self.register_buffer("pixel_std", torch.as_tensor(pixel_std, dtype=torch.float32))
         # τ is chosen on val each epoch and travels with every checkpoint
         self.register_buffer("threshold", torch.tensor(float("nan")))
+        # and the τ of each false-match-rate target, likewise chosen on val
+        self.fmr_targets = tuple(fmr_targets)
+        self.register_buffer("fmr_thresholds", torch.full((len(fmr_targets),), float("nan")))
 
     def embed(self, images: Tensor) -> Tensor:
         """uint8 images (..., C, H, W) → embeddings (..., D): all tuple members in one pass."""
@@ -52,15 +61,39 @@ class SiameseModule(pl.LightningModule):
         x = (x - self.pixel_mean[:, None, None]) / self.pixel_std[:, None, None]
         return self.encoder(x).unflatten(0, lead)
 
+    def chosen_fmr_thresholds(self) -> dict[float, float]:
+        return dict(zip(self.fmr_targets, self.fmr_thresholds.tolist(), strict=True))
+
     def distance(self, u: Tensor, v: Tensor) -> Tensor:
         return pair_distance(u, v, self.distance_kind)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        out = self.loss(self.embed(batch["images"]), batch["labels"])
+        images = batch["images"]
+        if self.augment is not None:  # training batches only, never val/test
+            images = self.augment(images, self.augment_generator(images.device))
+        out = self.loss(self.embed(images), batch["labels"])
         batch_size = batch["labels"].shape[0]
         self.log("train/loss", out.loss, batch_size=batch_size)
         self.log_dict({f"train/{k}": v for k, v in out.parts.items()}, batch_size=batch_size)
         return out.loss
+
+    def augment_generator(self, device: torch.device) -> torch.Generator:
+        """The augmentation's generator, on the batch's device: seeded from the run's seed, its
+        state saved in every checkpoint so that a resumed run draws what it would have."""
+        if self._augment_generator is None or self._augment_generator.device != device:
+            self._augment_generator = torch.Generator(device).manual_seed(self.augment_seed)
+            if self._augment_state is not None:
+                self._augment_generator.set_state(self._augment_state)
+                self._augment_state = None
+        return self._augment_generator
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self._augment_generator is not None:
+            checkpoint["augment_generator"] = self._augment_generator.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._augment_state = checkpoint.get("augment_generator")
+        self._augment_generator = None
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return {"embeddings": self.embed(batch["images"])[:, 0], "labels": batch["labels"][:, 0]}

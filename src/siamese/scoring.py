@@ -7,7 +7,12 @@ from torch import Tensor
 
 from siamese.data.imageset import ImageSet
 from siamese.distances import check_distance, pair_distance
-from siamese.metrics import one_shot_accuracy, retrieval_metrics, verification_metrics
+from siamese.metrics import (
+    fnmr_at_fmr,
+    one_shot_accuracy,
+    retrieval_metrics,
+    verification_metrics,
+)
 
 
 @dataclass
@@ -20,6 +25,7 @@ class Scorer:
     one_shot_trials: int = 1000
     chunk_size: int = 1024
     seed: int = 0
+    fmr_targets: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         check_distance(self.distance)
@@ -27,19 +33,34 @@ class Scorer:
             raise ValueError(f"recall_ks must be >= 1 each, and at least one, got {self.recall_ks}")
         if any(n < 2 for n in self.one_shot_ways):
             raise ValueError(f"one_shot_ways must all be >= 2, got {self.one_shot_ways}")
+        if any(not 0 < t < 1 for t in self.fmr_targets):
+            raise ValueError(f"fmr_targets must each be in (0, 1), got {self.fmr_targets}")
         for name in ("one_shot_trials", "chunk_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
+    def pair_distances(self, embeddings: Tensor, labels: Tensor, pairs: Tensor):
+        """(d, is_same) of the fixed pairs (P, 2) of a split."""
+        e = embeddings.float()
+        d = pair_distance(e[pairs[:, 0]], e[pairs[:, 1]], self.distance)
+        return d, labels[pairs[:, 0]] == labels[pairs[:, 1]]
+
     def __call__(
-        self, embeddings: Tensor, labels: Tensor, pairs: Tensor, threshold: float | None = None
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        pairs: Tensor,
+        threshold: float | None = None,
+        fmr_thresholds: dict[float, float] | None = None,
     ) -> dict[str, float]:
         """Verification on the fixed `pairs`, at `threshold` if given (τ from val, applied to
-        test) or at the best-accuracy τ of these pairs; retrieval and one-shot on all embeddings."""
+        test) or at the best-accuracy τ of these pairs, and FNMR at each FMR target (its τ chosen
+        here, or given); retrieval and one-shot on all embeddings."""
         embeddings = embeddings.float()
-        d = pair_distance(embeddings[pairs[:, 0]], embeddings[pairs[:, 1]], self.distance)
-        same = labels[pairs[:, 0]] == labels[pairs[:, 1]]
+        d, same = self.pair_distances(embeddings, labels, pairs)
         out = verification_metrics(d, same, threshold)
+        if self.fmr_targets:
+            out |= fnmr_at_fmr(d, same, self.fmr_targets, fmr_thresholds)
         out |= retrieval_metrics(embeddings, labels, self.recall_ks, self.distance, self.chunk_size)
         usable = int(torch.unique(labels).numel())
         for n in self.one_shot_ways:
@@ -72,8 +93,9 @@ def score_split(
     scorer: Scorer,
     threshold: float | None = None,
     batch_size: int = 512,
+    fmr_thresholds: dict[float, float] | None = None,
 ) -> tuple[dict[str, float], Tensor]:
     """A module's metrics on a split outside a Lightning loop (a checkpoint, an untrained
     encoder), and the embeddings they came from; Lightning's loops feed `scorer` the same way."""
     embeddings, labels = embed_split(module, data, batch_size)
-    return scorer(embeddings, labels, pairs, threshold), embeddings
+    return scorer(embeddings, labels, pairs, threshold, fmr_thresholds), embeddings

@@ -12,11 +12,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
+from siamese.atomic import atomic_write_text
 from siamese.build import build, build_scorer, make_trainer
 from siamese.checks import ConfigValueError, check_config
 from siamese.config import register
-from siamese.record import RunRecord
+from siamese.folders import AUTO
+from siamese.record import COMPLETED, RunRecord, newest_checkpoint, read_record, slurm_requeued
 from siamese.scoring import score_split
+from siamese.signals import Interrupted, StopOnSignal
 
 register()
 log = logging.getLogger(__name__)
@@ -58,19 +61,72 @@ def run_info(cfg: DictConfig, run_dir: Path) -> dict:
     }
 
 
+def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """A resumed run's config: the one saved in its folder. Overrides other than resume= and the
+    device choice (trainer=, trainer.*) would make it another run: refused, named."""
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.is_file():
+        raise ConfigValueError(f"resume={run_dir}: {saved_path} does not exist, nothing to resume")
+    overrides = [o for o in HydraConfig.get().overrides.task if not _allowed_on_resume(o)]
+    if overrides:
+        raise ConfigValueError(
+            f"resume={run_dir} continues that run with its own config: {' '.join(overrides)} "
+            f"cannot change it (only the device may: trainer=, trainer.{{{','.join(DEVICE_KEYS)}}}); "
+            "start a new run instead"
+        )
+    saved = OmegaConf.load(saved_path)
+    for key in DEVICE_KEYS:  # the device choice of this invocation; epochs, steps stay the run's
+        saved.trainer[key] = cfg.trainer[key]
+    saved.resume = cfg.resume
+    return saved
+
+
+DEVICE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
+
+
+def _allowed_on_resume(override: str) -> bool:
+    key = override.split("=", 1)[0].lstrip("+~")
+    device = key.removeprefix("trainer.") in DEVICE_KEYS
+    return key in ("resume", "trainer") or device or key.startswith("hydra")
+
+
+def completed_metric(run_dir: Path, monitor: str) -> float | None:
+    """resume=auto in a sweep: a job that completed before is not run again; its stored metric
+    goes back to the sweeper."""
+    record = read_record(run_dir)
+    if record is None or record.get("status") != COMPLETED:
+        return None
+    log.info("job already completed: %s (resume=auto skips it)", run_dir)
+    return float(record["metrics"][monitor])
+
+
 def train(cfg: DictConfig) -> float:
     """One run in Hydra's output folder; returns the monitored metric (for sweepers)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.resume == AUTO:
+        done = completed_metric(run_dir, cfg.evaluation.monitor)
+        if done is not None:
+            return done
+    # a requeued SLURM job re-runs in its own folder: it resumes like resume=auto
+    resuming = cfg.resume is not None or slurm_requeued()
+    if cfg.resume not in (None, AUTO):
+        cfg = resumed_config(cfg, run_dir)
     # DDP starts ranks > 0 by re-running this command into the same folder: rank 0 alone writes
     main_process = rank_zero_only.rank == 0
-    record = RunRecord(run_dir, run_info(cfg, run_dir), write=main_process)
+    record = RunRecord.open(run_dir, run_info(cfg, run_dir), resume=resuming, write=main_process)
+    checkpoint = newest_checkpoint(run_dir / "checkpoints") if record.resumed else None
+    stop = StopOnSignal(
+        run_dir / "checkpoints" / "last.ckpt", on_interrupt=record_interruption(record)
+    )
+    if main_process and single_process(cfg):
+        stop.install()
     try:
         check_config(cfg)
         refuse_ddp_in_sweep(cfg)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule, module = build(cfg)
         if main_process:  # after build: it fills the keys the data decides (loss.num_classes)
-            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         untrained, _ = score_split(
             module,
             datamodule.splits["test"],
@@ -78,9 +134,9 @@ def train(cfg: DictConfig) -> float:
             build_scorer(cfg),
             batch_size=datamodule.eval_batch_size,
         )
-        trainer = make_trainer(cfg, run_dir, datamodule.pairs)
+        trainer = make_trainer(cfg, run_dir, datamodule, callbacks=[stop])
         start = time.time()
-        trainer.fit(module, datamodule)
+        trainer.fit(module, datamodule, ckpt_path=checkpoint)
         fit_s = time.time() - start
         ckpt = cfg.evaluation.test_on
         (val,) = trainer.validate(module, datamodule, ckpt_path=ckpt, verbose=False)
@@ -92,17 +148,23 @@ def train(cfg: DictConfig) -> float:
             metrics=metrics,
             threshold=metrics["test/threshold"],  # τ of the tested checkpoint, chosen on val
             checkpoint=ckpt,
-            times={"fit_s": fit_s},  # training with its validation epochs and checkpoints
+            # training with its validation epochs and checkpoints; this part's alone if resumed
+            times={"fit_s": fit_s},
             throughput={"fit_images_per_s": images * trainer.world_size / fit_s},
         )
-        record.complete()
         if trainer.logger:  # TensorBoard's hparams tab: each run's choices beside its results
             choices = record.data["choices"] | {"seed": cfg.seed, "name": cfg.name}
             final = {k: v for k, v in metrics.items() if k.startswith("test/")}
             trainer.logger.log_hyperparams(choices, metrics=final)
+            trainer.logger.finalize("success")  # test() closed it; this write must reach disk
+        record.complete()
+    except Interrupted:
+        raise  # recorded as interrupted by the signal's callback: resumable, not failed
     except BaseException as err:
         record.fail(err)
         raise
+    finally:
+        stop.uninstall()
     log.info(
         "test P@1 %.3f (untrained encoder %.3f), AUC %.3f, τ %.3f, fit in %.0f s; %s",
         metrics["test/p_at_1"],
@@ -113,3 +175,16 @@ def train(cfg: DictConfig) -> float:
         run_dir,
     )
     return metrics[cfg.evaluation.monitor]
+
+
+def single_process(cfg: DictConfig) -> bool:
+    """Signals checkpoint a single-process run; a DDP run's checkpoint would need every rank."""
+    t = cfg.trainer
+    return not str(t.strategy).startswith("ddp") and str(t.devices) in ("1", "auto")
+
+
+def record_interruption(record: RunRecord):
+    def on_interrupt(err: Interrupted) -> None:
+        record.interrupt(err.signal_name, err.step, err.epoch, err.checkpoint)
+
+    return on_interrupt

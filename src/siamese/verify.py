@@ -1,26 +1,47 @@
-"""Are two images of the same class? `python -m siamese.verify ckpt_path=FILE a.png b.png`
-prints their distance, the threshold τ chosen on val, and the verdict (same when d < τ)."""
+"""Are two images of the same class? `python -m siamese.verify ckpt_path=FILE a.png b.png` (or
+`model=RUN/export/model.onnx`, a .pt or a .ckpt) prints their distance, the threshold τ chosen on
+val, and the verdict (same when d < τ). An exported model needs neither Lightning nor Hydra."""
 
-import torch
+from pathlib import Path
 
-from siamese.checkpoint import load_checkpoint
-from siamese.data.images import load_image
-from siamese.keyvalue import argv, parse
+from siamese.exported import Model, load_images, load_model
+from siamese.keyvalue import UsageError, argv, parse
 
-USAGE = "python -m siamese.verify ckpt_path=FILE IMAGE_A IMAGE_B"
+USAGE = "python -m siamese.verify ckpt_path=FILE|model=FILE IMAGE_A IMAGE_B"
 
 
-@torch.inference_mode()
-def verify(ckpt_path: str, a: str, b: str) -> tuple[float, float]:
-    module, cfg = load_checkpoint(ckpt_path)
-    images = torch.stack([load_image(p, cfg.data.channels, cfg.data.image_size) for p in (a, b)])
-    fa, fb = module.embed(images)
-    return float(module.distance(fa, fb)), float(module.threshold)
+def verify(model: str | Path | Model, a: str | Path, b: str | Path) -> tuple[float, float]:
+    """(distance, τ) of two image files; `model` is a .ckpt, .onnx, .pt path or a loaded Model."""
+    model = model if isinstance(model, Model) else load_model(model)
+    fa, fb = model.embed(load_images(model, [a, b]))
+    return float(model.distance_between(fa, fb)), model.threshold
+
+
+def model_argument(args: dict[str, str], usage: str) -> Model:
+    """The one model given, as ckpt_path= (read as a checkpoint) or model= (by its suffix)."""
+    given = [k for k in ("ckpt_path", "model") if args.get(k)]
+    if len(given) != 1:
+        raise UsageError(
+            "give exactly one of ckpt_path=FILE.ckpt or model=FILE (.ckpt, .onnx, .pt), got "
+            + (" and ".join(given) or "neither"),
+            usage,
+        )
+    key, path = given[0], args[given[0]]
+    if Path(path).is_dir():
+        raise SystemExit(f"error: {key}={path} is a directory, not a file")
+    try:
+        return load_model(path, checkpoint=key == "ckpt_path")
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def main() -> None:
-    args, (a, b) = parse(argv(), USAGE, {"ckpt_path": None}, positional=2)
-    d, tau = verify(args["ckpt_path"], a, b)
+    args, (a, b) = parse(argv(), USAGE, {"ckpt_path": "", "model": ""}, positional=2)
+    model = model_argument(args, USAGE)
+    try:
+        d, tau = verify(model, a, b)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
     print(f"distance {d:.4f}  threshold {tau:.4f}  {'same' if d < tau else 'different'}")
 
 

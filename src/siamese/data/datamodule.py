@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from siamese.data.imageset import ImageSet
+from siamese.data.imageset import ImageSet, pixel_stats
 from siamese.data.samplers import PairSampler
 from siamese.data.splits import SPLITS, split_indices
 
@@ -17,17 +17,68 @@ Batch = dict[str, Tensor]  # {"images": (B, T, C, H, W) uint8, "labels": (B, T) 
 
 class SampledBatches(Sampler):
     """`steps` index tensors (B, T) per epoch, drawn in the main process from the sampler's
-    generator, so that the batches are the same whichever process gathers them."""
+    generator, so that the batches are the same whichever process gathers them.
+
+    Resumable mid-epoch: its state is the generator's state at the epoch's start and the batches
+    consumed since; restored, the next epoch replays (draws and drops) the consumed batches' indices,
+    which costs no gathering. Loaders draw ahead of the model (Lightning prefetches a batch,
+    workers more), so the generator's current state would not do."""
 
     def __init__(self, sampler, batch_size: int, steps: int):
         self.sampler, self.batch_size, self.steps = sampler, batch_size, steps
+        self._epoch_start: Tensor | None = None
+        self._restored: tuple[Tensor, int] | None = None
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self) -> Iterator[Tensor]:
-        for _ in range(self.steps):
-            yield self.sampler.sample(self.batch_size)
+        g, skip = self.sampler.generator, 0
+        if self._restored is not None:
+            state, skip = self._restored
+            g.set_state(state)
+            self._restored = None
+        self._epoch_start = g.get_state()
+        for step in range(self.steps):
+            idx = self.sampler.sample(self.batch_size)
+            if step >= skip:
+                yield idx
+
+    def state_dict(self, consumed: int) -> dict:
+        g = self.sampler.generator
+        if self._epoch_start is None or consumed >= self.steps:  # between epochs
+            return {"epoch_start": g.get_state(), "consumed": 0}
+        return {"epoch_start": self._epoch_start, "consumed": consumed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._restored = (state["epoch_start"], int(state["consumed"]))
+
+
+class TrainLoader(DataLoader):
+    """The training DataLoader, stateful for Lightning: a checkpoint carries where the epoch's
+    batches stand, so a run resumed mid-epoch sees the batches an uninterrupted one would."""
+
+    def __init__(
+        self,
+        data: ImageSet,
+        batches: SampledBatches,
+        consumed: Callable[[], int],
+        num_workers: int = 0,
+    ):
+        super().__init__(
+            GatherBatch(data),
+            sampler=batches,
+            batch_size=None,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+        )
+        self.batches, self.consumed = batches, consumed
+
+    def state_dict(self) -> dict:
+        return self.batches.state_dict(self.consumed())
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches.load_state_dict(state)
 
 
 class GatherBatch(Dataset):
@@ -73,6 +124,7 @@ class SiameseDataModule(pl.LightningDataModule):
         split: dict[str, float] | None = None,
         split_by: str = "classes",
         split_seed: int = 0,
+        loader_workers: int = 0,
         seed: int = 0,
     ):
         super().__init__()
@@ -100,6 +152,7 @@ class SiameseDataModule(pl.LightningDataModule):
         self.eval_batch_size, self.eval_pairs = eval_batch_size, eval_pairs
         self.split = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
         self.split_by, self.split_seed = split_by, split_seed
+        self.loader_workers = loader_workers
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.splits: dict[str, ImageSet] = {}
@@ -115,11 +168,19 @@ class SiameseDataModule(pl.LightningDataModule):
                 f"data.channels/data.image_size say images are {expected}, the source "
                 f"gives {tuple(data.images.shape[1:])}"
             )
-        index = split_indices(data.labels, self.split, self.split_by, self.split_seed)
+        index = split_indices(
+            data.labels,
+            self.split,
+            self.split_by,
+            self.split_seed,
+            given=data.split,  # a manifest's split column, Omniglot's protocol
+            class_names=data.class_names,
+        )
         self.splits = {s: data.subset(index[s]) for s in SPLITS}
         if self.make_sampler is not None:  # evaluation-only use needs none
+            train = self.splits["train"]
             self.sampler = self.make_sampler(
-                labels=self.splits["train"].labels, generator=self.generator
+                labels=train.labels, generator=self.generator, class_names=train.class_names
             )
             self._set_batch_size()
             self.sampler.check_batch_size(self.batch_size)  # before training, not at its first step
@@ -152,12 +213,19 @@ class SiameseDataModule(pl.LightningDataModule):
 
     def pixel_stats(self) -> tuple[Tensor, Tensor]:
         """Per-channel mean and std of the training images (in [0, 1])."""
-        x = self.splits["train"].images.float().div_(255).transpose(0, 1).flatten(1)
-        return x.mean(1), x.std(1).clamp_min(1e-3)
+        return pixel_stats(self.splits["train"].images)
 
     def train_dataloader(self) -> DataLoader:
         batches = SampledBatches(self.sampler, self.batch_size, self.steps_per_epoch)
-        return DataLoader(GatherBatch(self.splits["train"]), sampler=batches, batch_size=None)
+        train = self.splits["train"]
+        # streamed images are decoded in worker processes; in memory a gather needs none
+        workers = self.loader_workers if train.streaming else 0
+        return TrainLoader(train, batches, self._consumed, workers)
+
+    def _consumed(self) -> int:
+        """Training batches the model has taken this epoch (Lightning's count, read when a
+        checkpoint is saved: after a batch's hooks, or at the epoch's end)."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(SplitBatches(self.splits["val"], self.eval_batch_size), batch_size=None)

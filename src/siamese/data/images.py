@@ -1,36 +1,109 @@
-"""Image files to uint8 tensors of the size and channels a model was trained on."""
+"""Image files to uint8 tensors of the size and channels a model was trained on.
+
+`load_image` is the one decoding path: training sources (folder, manifest, Omniglot), streaming
+batches, `verify` and `search` all call it with the same (channels, size, resize), so an image is
+the same tensor wherever it is read.
+"""
 
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image, ImageOps
 from torch import Tensor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+RESIZE_MODES = ("stretch", "crop")
+# Transparent pixels are composited onto white: scanned signatures, logos and product cut-outs are
+# drawn for a white page, and white keeps them identical to their opaque originals.
+ALPHA_BACKGROUND = (255, 255, 255)
 
 
-def load_image(path: str | Path, channels: int, size: int) -> Tensor:
-    """(channels, size, size) uint8; errors name the file."""
-    from PIL import Image
+class ImageDecodeError(ValueError):
+    """An image file that cannot be decoded (missing, truncated, corrupt or not an image)."""
 
+
+def check_decode_options(channels: int, size: int, resize: str) -> None:
+    if channels not in (1, 3):
+        raise ValueError(f"data.channels must be 1 or 3, got {channels}")
+    if size < 1:
+        raise ValueError(f"data.image_size must be >= 1, got {size}")
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"data.resize must be one of {list(RESIZE_MODES)}, got {resize!r}")
+
+
+def load_image(path: str | Path, channels: int, size: int, resize: str = "stretch") -> Tensor:
+    """(channels, size, size) uint8. `resize="stretch"` scales to size × size ignoring the aspect
+    ratio; `"crop"` scales the short side to `size` and keeps the centre. The first frame of an
+    animated GIF or multi-page TIFF; EXIF orientation applied; alpha composited onto white;
+    16-bit images scaled to 8 bits. Errors name the file."""
+    check_decode_options(channels, size, resize)
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image {path} does not exist")
+        raise ImageDecodeError(f"image {path} does not exist or is not a file")
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB" if channels == 3 else "L").resize(
-                (size, size), Image.Resampling.BILINEAR
-            )
-            data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+            if img.format == "JPEG":  # decode big JPEGs at a reduced scale (still >= size)
+                img.draft("RGB" if channels == 3 else "L", (size, size))
+            img.load()  # truncated files raise here, not later
+            return convert_image(img, channels, size, resize)
     except Exception as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+        raise ImageDecodeError(
+            f"cannot read image {path}: {err}. Replace or delete the file "
+            "(training: data.skip_bad=true skips and counts such files)"
+        ) from err
+
+
+def convert_image(img, channels: int, size: int, resize: str = "stretch") -> Tensor:
+    """A PIL image to (channels, size, size) uint8, as `load_image` does it."""
+    img = ImageOps.exif_transpose(img)
+    img = _to_8bit(img)
+    if img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (
+        img.mode == "P" and "transparency" in img.info
+    ):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
+        img = Image.alpha_composite(background, rgba)
+    img = img.convert("RGB" if channels == 3 else "L")
+    w, h = img.size
+    if resize == "crop" and (w, h) != (size, size):
+        m = min(w, h)  # the centred square: short side scaled to size, the long side cropped
+        left, top = (w - m) // 2, (h - m) // 2
+        img = img.crop((left, top, left + m, top + m))  # crop first: no blur from outside
+        if m != size:
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+    elif (w, h) != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    data = torch.from_numpy(np.array(img, dtype=np.uint8, copy=True))
     return data.view(size, size, channels).permute(2, 0, 1).contiguous()
+
+
+def _to_8bit(img):
+    """16-bit and 32-bit integer or float grey images scaled to 8 bits (PIL would clip them)."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        a = np.asarray(img).astype(np.float64)
+        a = np.clip(a, 0, 65535) / 257.0  # 16-bit range, the common case (PNG and TIFF)
+        return Image.fromarray(np.round(a).astype(np.uint8))
+    if img.mode == "F":
+        a = np.asarray(img).astype(np.float64)
+        if a.size and np.nanmax(a) <= 1.0:  # a float image in [0, 1]
+            a = a * 255.0
+        return Image.fromarray(np.round(np.clip(np.nan_to_num(a), 0, 255)).astype(np.uint8))
+    return img
 
 
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"gallery folder {folder} does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and _visible(p, folder)
+    )
     if not files:
         raise ValueError(f"gallery folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
+
+
+def _visible(path: Path, root: Path) -> bool:
+    """Not hidden (no part of the path below root starts with '.'; e.g. the decode cache)."""
+    return not any(part.startswith(".") for part in path.relative_to(root).parts)

@@ -1,16 +1,23 @@
-"""A data set held in memory as tensors: one uint8 image tensor and one label tensor."""
+"""A data set held as tensors: one uint8 image tensor (or its streaming stand-in) and labels."""
 
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from siamese.data.lazy import LazyImages
+
+# codes of ImageSet.split: the split a sample is given to, or FREE (split by data.split_by)
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+FREE = -1
+
 
 @dataclass
 class ImageSet:
-    images: Tensor  # (N, C, H, W) uint8
+    images: Tensor | LazyImages  # (N, C, H, W) uint8; LazyImages decodes on indexing (streaming)
     labels: Tensor  # (N,) int64, 0..len(class_names)-1
     class_names: list[str]
+    split: Tensor | None = None  # (N,) int64 SPLIT_CODES or FREE; None: every sample FREE
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -22,12 +29,34 @@ class ImageSet:
             raise ValueError(
                 f"labels must have shape ({self.images.shape[0]},), got {tuple(self.labels.shape)}"
             )
+        if self.split is not None and self.split.shape != self.labels.shape:
+            raise ValueError(
+                f"split must have shape {tuple(self.labels.shape)}, got {tuple(self.split.shape)}"
+            )
 
     def __len__(self) -> int:
         return self.labels.numel()
+
+    @property
+    def streaming(self) -> bool:
+        return isinstance(self.images, LazyImages)
 
     def subset(self, index: Tensor) -> "ImageSet":
         """The samples at `index`, labels renumbered 0..C'-1 in class order (for per-split heads)."""
         kept, labels = torch.unique(self.labels[index], return_inverse=True)
         names = [self.class_names[i] for i in kept.tolist()]
-        return ImageSet(images=self.images[index], labels=labels, class_names=names)
+        images = self.images.subset(index) if self.streaming else self.images[index]
+        split = None if self.split is None else self.split[index]
+        return ImageSet(images=images, labels=labels, class_names=names, split=split)
+
+
+def pixel_stats(images: Tensor | LazyImages, max_samples: int = 20_000) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std in [0, 1]; streaming sets use up to `max_samples` evenly spaced
+    images (fixed, so every run gets the same statistics)."""
+    n = images.shape[0]
+    if isinstance(images, LazyImages) and n > max_samples:
+        images = images[torch.linspace(0, n - 1, max_samples).long()]
+    elif isinstance(images, LazyImages):
+        images = images.materialize()
+    x = images.float().div_(255).transpose(0, 1).flatten(1)
+    return x.mean(1), x.std(1).clamp_min(1e-3)

@@ -13,7 +13,7 @@ from torch import Tensor
 class ClassIndex:
     """Samples grouped by class, for vectorised draws of 'another sample of this class'."""
 
-    def __init__(self, labels: Tensor) -> None:
+    def __init__(self, labels: Tensor, class_names: list[str] | None = None) -> None:
         self.order = torch.argsort(labels, stable=True)
         self.counts = torch.bincount(labels)
         self.offsets = torch.cumsum(self.counts, 0) - self.counts
@@ -23,8 +23,10 @@ class ClassIndex:
         self.widest = int(self.counts.max())
         if (self.counts < 2).any():
             small = torch.nonzero(self.counts < 2).flatten().tolist()
+            named = [class_names[i] if class_names else f"class id {i}" for i in small]
             raise ValueError(
-                f"classes {small} have fewer than 2 samples: no positive pair possible"
+                f"classes {named} have fewer than 2 samples in this split: no positive pair "
+                "possible; give them at least 2 images or remove them"
             )
         if self.counts.numel() < 2:
             raise ValueError("a split needs at least 2 classes to draw negatives")
@@ -81,12 +83,18 @@ class PairSampler(_AnyBatchSize):
 
     tuple_size = 2
 
-    def __init__(self, labels: Tensor, generator: torch.Generator, positive_fraction: float = 0.5):
+    def __init__(
+        self,
+        labels: Tensor,
+        generator: torch.Generator,
+        positive_fraction: float = 0.5,
+        class_names: list[str] | None = None,
+    ):
         if not 0.0 < positive_fraction < 1.0:
             raise ValueError(
                 f"sampler.positive_fraction must be in (0, 1), got {positive_fraction}"
             )
-        self.index = ClassIndex(labels)
+        self.index = ClassIndex(labels, class_names)
         self.generator = generator
         self.positive_fraction = positive_fraction
 
@@ -107,8 +115,10 @@ class TripletSampler(_AnyBatchSize):
 
     tuple_size = 3
 
-    def __init__(self, labels: Tensor, generator: torch.Generator):
-        self.index = ClassIndex(labels)
+    def __init__(
+        self, labels: Tensor, generator: torch.Generator, class_names: list[str] | None = None
+    ):
+        self.index = ClassIndex(labels, class_names)
         self.generator = generator
 
     def sample(self, batch_size: int) -> Tensor:
@@ -126,10 +136,16 @@ class PKSampler(_Sampler):
 
     tuple_size = 1
 
-    def __init__(self, labels: Tensor, generator: torch.Generator, samples_per_class: int = 4):
+    def __init__(
+        self,
+        labels: Tensor,
+        generator: torch.Generator,
+        samples_per_class: int = 4,
+        class_names: list[str] | None = None,
+    ):
         if samples_per_class < 2:
             raise ValueError(f"sampler.samples_per_class must be >= 2, got {samples_per_class}")
-        self.index = ClassIndex(labels)
+        self.index = ClassIndex(labels, class_names)
         self.generator = generator
         self.samples_per_class = samples_per_class
 

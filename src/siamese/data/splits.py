@@ -1,4 +1,5 @@
-"""Train/val/test splits: by class (open set, the default) or by sample within every class."""
+"""Train/val/test splits: by class (open set, the default) or by sample within every class, or as
+given per sample (a manifest's `split` column, Omniglot's evaluation set)."""
 
 import torch
 from torch import Tensor
@@ -7,13 +8,61 @@ SPLITS = ("train", "val", "test")
 
 
 def split_indices(
-    labels: Tensor, fractions: dict[str, float], by: str, seed: int
+    labels: Tensor,
+    fractions: dict[str, float],
+    by: str,
+    seed: int,
+    given: Tensor | None = None,
+    class_names: list[str] | None = None,
 ) -> dict[str, Tensor]:
     """Index tensors per split. `by="classes"`: disjoint class sets, so test classes are never seen
-    in training; `by="samples"`: every class in every split, its samples divided."""
-    total = sum(fractions[s] for s in SPLITS)
-    if any(fractions[s] <= 0 for s in SPLITS) or abs(total - 1.0) > 1e-6:
-        raise ValueError(f"data.split fractions must be > 0 and sum to 1, got {dict(fractions)}")
+    in training; `by="samples"`: every class in every split, its samples divided.
+
+    `given` (N,) holds a split code per sample (0 train, 1 val, 2 test, -1 free; see
+    `ImageSet.split`). Given samples stay in their split; free samples are divided by `by` among
+    the splits nobody was given, with their fractions renormalised. Every split is checked to hold
+    at least 2 classes, each with at least 2 samples; errors name the classes."""
+    if by not in ("classes", "samples"):
+        raise ValueError(f"data.split_by must be 'classes' or 'samples', got {by!r}")
+    given = torch.full_like(labels, -1) if given is None else given.to(labels.device).long()
+    names = class_names or [
+        f"class {i}" for i in range(int(labels.max()) + 1 if len(labels) else 0)
+    ]
+    fixed = [s for i, s in enumerate(SPLITS) if bool((given == i).any())]
+    open_ = [s for s in SPLITS if s not in fixed]
+    free = torch.nonzero(given < 0).flatten()
+    out: dict[str, Tensor] = {s: torch.nonzero(given == i).flatten() for i, s in enumerate(SPLITS)}
+    if free.numel() and not open_:
+        raise ValueError(
+            f"{free.numel()} samples have no split while train, val and test are all given: "
+            "give every sample a split, or leave one split to be drawn"
+        )
+    if open_:
+        if not free.numel():
+            raise ValueError(
+                f"no samples for split(s) {open_}: the given splits cover every sample"
+            )
+        total = sum(fractions[s] for s in SPLITS)
+        if any(fractions[s] <= 0 for s in SPLITS) or abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"data.split fractions must be > 0 and sum to 1, got {dict(fractions)}"
+            )
+        if len(open_) == len(SPLITS):
+            part = {s: fractions[s] for s in SPLITS}
+        else:
+            part = {s: fractions[s] / sum(fractions[t] for t in open_) for s in open_}
+        drawn = _draw(labels[free], part, by, seed, names)
+        for s in open_:
+            out[s] = free[drawn[s]]
+    for s in SPLITS:
+        _check_split(s, labels[out[s]], names)
+    return out
+
+
+def _draw(
+    labels: Tensor, fractions: dict[str, float], by: str, seed: int, names: list[str]
+) -> dict[str, Tensor]:
+    splits = list(fractions)
     g = torch.Generator().manual_seed(seed)
     if by == "classes":
         classes = torch.unique(labels)
@@ -21,26 +70,47 @@ def split_indices(
         parts = torch.split(classes[torch.randperm(classes.numel(), generator=g)], counts)
         return {
             s: torch.nonzero(torch.isin(labels, p)).flatten()
-            for s, p in zip(SPLITS, parts, strict=True)
+            for s, p in zip(splits, parts, strict=True)
         }
-    if by == "samples":
-        out: dict[str, list[Tensor]] = {s: [] for s in SPLITS}
-        for c in torch.unique(labels).tolist():  # once per class at set-up, not per batch
-            members = torch.nonzero(labels == c).flatten()
-            members = members[torch.randperm(members.numel(), generator=g)]
-            counts = _allocate(members.numel(), fractions, minimum=2, what=f"samples of class {c}")
-            for s, part in zip(SPLITS, torch.split(members, counts), strict=True):
-                out[s].append(part)
-        return {s: torch.cat(v).sort().values for s, v in out.items()}
-    raise ValueError(f"data.split_by must be 'classes' or 'samples', got {by!r}")
+    out: dict[str, list[Tensor]] = {s: [] for s in splits}
+    for c in torch.unique(labels).tolist():  # once per class at set-up, not per batch
+        members = torch.nonzero(labels == c).flatten()
+        members = members[torch.randperm(members.numel(), generator=g)]
+        counts = _allocate(
+            members.numel(), fractions, minimum=2, what=f"samples of class {names[c]!r}"
+        )
+        for s, part in zip(splits, torch.split(members, counts), strict=True):
+            out[s].append(part)
+    return {s: torch.cat(v).sort().values for s, v in out.items()}
 
 
 def _allocate(n: int, fractions: dict[str, float], minimum: int, what: str) -> list[int]:
-    counts = [max(minimum, round(n * fractions[s])) for s in SPLITS[1:]]
+    splits = list(fractions)
+    counts = [max(minimum, round(n * fractions[s])) for s in splits[1:]]
     counts.insert(0, n - sum(counts))
     if counts[0] < minimum:
         raise ValueError(
-            f"data.split {dict(fractions)} leaves {counts} {what} for train/val/test; each split "
-            f"needs at least {minimum}, and there are only {n}"
+            f"data.split {dict(fractions)} leaves {counts} {what} for {'/'.join(splits)}; each "
+            f"split needs at least {minimum}, and there are only {n}"
         )
     return counts
+
+
+def _check_split(split: str, labels: Tensor, names: list[str]) -> None:
+    counts = torch.bincount(labels, minlength=len(names))
+    present = torch.nonzero(counts).flatten()
+    if present.numel() < 2:
+        have = [names[i] for i in present.tolist()]
+        raise ValueError(
+            f"split {split!r} has {present.numel()} class(es) {have}; it needs at least 2 "
+            "(add classes, or change data.split / the manifest's split column)"
+        )
+    single = torch.nonzero(counts == 1).flatten().tolist()
+    if single:
+        shown = ", ".join(repr(names[i]) for i in single[:10]) + (
+            " ..." if len(single) > 10 else ""
+        )
+        raise ValueError(
+            f"split {split!r}: {len(single)} class(es) have a single sample ({shown}), so no "
+            "positive pair can be drawn; give them at least 2 samples in that split or remove them"
+        )

@@ -119,3 +119,86 @@ def verification_metrics(
         "accuracy": accuracy_at(distances, is_same, tau),
         "threshold": tau,
     }
+
+
+DEFAULT_FMR_TARGETS = (1e-2, 1e-3)
+
+
+def fmr_key(target: float) -> str:
+    """The name part of a target false-match rate: 1e-2 → "1e-02" (no '/' or '.': safe as a
+    metrics.json key and a TensorBoard tag)."""
+    return f"{float(target):.0e}"
+
+
+def _check_target(target: float) -> float:
+    target = float(target)
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"a target false-match rate must lie in (0, 1), got {target}")
+    return target
+
+
+def threshold_at_fmr(distances: Tensor, is_same: Tensor, target: float) -> float:
+    """The largest τ whose false-match rate FMR(τ) = P(d < τ | different) is ≤ `target`.
+
+    Pairs of equal distance are accepted or rejected together, so FMR only takes the values
+    (negatives with d < u) / n₋ at the distinct distances u; the largest τ keeping it ≤ target is
+    the smallest distance of a dissimilar pair that must stay rejected: every pair strictly below
+    it is accepted, that pair and every pair at its distance are rejected. When even one false
+    match is too many (target < 1/n₋), τ is the smallest dissimilar distance and FMR = 0.
+    Raises ValueError when only one class of pairs is present.
+    """
+    target = _check_target(target)
+    d, y = _pairs(distances, is_same)
+    _need_both_classes(y, "threshold_at_fmr")
+    _, pos, neg = _sweep(d, y)
+    u = torch.unique(d)  # sorted; accepting the k smallest groups gives neg[k] false matches
+    fmr = neg.double() / neg[-1]
+    # FMR rises with k and reaches 1 at k = m: the largest admissible k is below m
+    k = int(torch.searchsorted(fmr, torch.tensor([target], dtype=fmr.dtype), right=True)) - 1
+    return float(u[k])  # d < u[k] accepts exactly the k smallest groups
+
+
+def fnmr_at_fmr(
+    distances: Tensor,
+    is_same: Tensor,
+    targets: tuple[float, ...] | list[float] = DEFAULT_FMR_TARGETS,
+    thresholds: dict[float, float] | None = None,
+) -> dict[str, float]:
+    """False non-match rate at chosen false-match rates, for each target t ("1e-02" = fmr_key(t)):
+
+    - "tau_at_fmr_1e-02": τ, from `threshold_at_fmr` on these pairs (val) when `thresholds` is
+      None, else thresholds[t] applied unchanged (test, with val's τ);
+    - "fnmr_at_fmr_1e-02": FNMR(τ) = P(d ≥ τ | same);
+    - "fmr_at_fmr_1e-02": the FMR(τ) = P(d < τ | different) achieved on these pairs (≤ t on val).
+    """
+    d, y = _pairs(distances, is_same)
+    _need_both_classes(y, "fnmr_at_fmr")
+    out = {}
+    for target in targets:
+        target = _check_target(target)
+        if thresholds is None:
+            tau = threshold_at_fmr(d, y, target)
+        elif target in thresholds:
+            tau = float(thresholds[target])
+        else:
+            raise KeyError(f"no threshold for target FMR {target} (given: {sorted(thresholds)})")
+        key = fmr_key(target)
+        out[f"fnmr_at_fmr_{key}"] = float((d[y] >= tau).double().mean())
+        out[f"fmr_at_fmr_{key}"] = float((d[~y] < tau).double().mean())
+        out[f"tau_at_fmr_{key}"] = tau
+    return out
+
+
+def fmr_thresholds(
+    metrics: dict[str, float], targets: tuple[float, ...] | list[float] = DEFAULT_FMR_TARGETS
+) -> dict[float, float]:
+    """{target: τ} read back from a `fnmr_at_fmr` result (keys may carry a "val/" prefix): the
+    val thresholds to apply to test."""
+    out = {}
+    for target in targets:
+        key = f"tau_at_fmr_{fmr_key(target)}"
+        found = [v for k, v in metrics.items() if k == key or k.endswith("/" + key)]
+        if not found:
+            raise KeyError(f"{key} not in metrics: score val with fnmr_at_fmr first")
+        out[float(target)] = float(found[0])
+    return out

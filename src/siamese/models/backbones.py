@@ -119,22 +119,42 @@ class TwoBranch(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """torchvision's ResNet-18 adapted to small images: a 3×3 stem without the first max-pool."""
+    """torchvision's ResNet-18 adapted to small images: a 3×3 stem without the first max-pool.
+
+    `pretrained=True` (or `weights="IMAGENET1K_V1"`, any torchvision ResNet18_Weights name) loads
+    the weights from torch's hub cache only; nothing is downloaded, so offline it fails at once
+    with the file's expected path. The new 3×3 stem is always trained from scratch. With weights,
+    `input_mean`/`input_std` hold the normalisation they were trained with (ImageNet's; for
+    in_channels=1 its channel average), to use instead of the data's pixel statistics; without
+    weights both are None."""
 
     def __init__(
-        self, in_channels: int = 3, weights: str | None = None, normalization: str = "batchnorm"
+        self,
+        in_channels: int = 3,
+        weights: str | None = None,
+        normalization: str = "batchnorm",
+        pretrained: bool = False,
     ):
         super().__init__()
         check_normalization(normalization)
         from torchvision.models import resnet18
 
-        try:
-            net = resnet18(weights=weights, norm_layer=lambda c: norm2d(normalization, c))
-        except Exception as err:  # offline, or an unknown weights name
-            raise RuntimeError(
-                f"backbone.weights={weights!r} could not be loaded ({err}); use weights: null to "
-                "train from scratch, or put the file into torch's hub cache (TORCH_HOME)"
-            ) from err
+        if pretrained and weights is None:
+            weights = "IMAGENET1K_V1"
+        net = resnet18(weights=None, norm_layer=lambda c: norm2d(normalization, c))
+        self.input_mean: tuple[float, ...] | None = None
+        self.input_std: tuple[float, ...] | None = None
+        if weights is not None:
+            if normalization != "batchnorm":
+                raise ValueError(
+                    f"backbone.weights={weights!r} holds batch-norm layers; use "
+                    f"normalization=batchnorm with them, not {normalization!r}"
+                )
+            state, mean, std = _cached_resnet18_weights(weights)
+            net.load_state_dict(state)
+            if in_channels != 3:  # grey input: the channel average of the RGB statistics
+                mean, std = [sum(mean) / 3] * in_channels, [sum(std) / 3] * in_channels
+            self.input_mean, self.input_std = tuple(mean), tuple(std)
         net.conv1 = nn.Conv2d(in_channels, 64, 3, padding=1, bias=False)
         net.maxpool = nn.Identity()
         net.fc = nn.Identity()
@@ -143,3 +163,39 @@ class ResNet18(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+def resnet18_weights_path(weights: str = "IMAGENET1K_V1"):
+    """Where torch's hub cache keeps the file of these weights ($TORCH_HOME/hub/checkpoints)."""
+    from pathlib import Path
+
+    from torchvision.models import ResNet18_Weights
+
+    try:
+        w = ResNet18_Weights[weights]
+    except KeyError:
+        raise RuntimeError(
+            f"backbone.weights={weights!r} is not a torchvision ResNet18_Weights name; use one of "
+            f"{[m.name for m in ResNet18_Weights]} or null to train from scratch"
+        ) from None
+    return w, Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name
+
+
+def _cached_resnet18_weights(weights: str):
+    w, path = resnet18_weights_path(weights)
+    if not path.is_file():
+        raise RuntimeError(
+            f"backbone.weights={weights!r}: the file {path} is not in torch's hub cache and is "
+            f"never downloaded during a run. Fetch it where the network is reachable, e.g. "
+            f"`python -c \"import torchvision; torchvision.models.resnet18(weights='{weights}')\"` "
+            f"(or download {w.url} to that path; $TORCH_HOME moves the cache), or use "
+            "backbone.pretrained=false"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise RuntimeError(
+            f"backbone.weights={weights!r}: cannot read {path} ({err}); delete it and fetch it again"
+        ) from err
+    t = w.transforms()
+    return state, t.mean, t.std

@@ -1,8 +1,10 @@
-"""`python -m siamese.report [SWEEP_DIR]`: no folder given, the newest under outputs/sweeps/."""
+"""`python -m siamese.report [SWEEP_DIR]`: no folder given, the newest under outputs/sweeps/.
+A compare folder (outputs/compare/..., with tune/ and confirm/) gets the compare report."""
 
 import argparse
 import sys
 
+from siamese.compare.collect import is_compare_folder
 from siamese.report.collect import SweepError, latest_sweep
 from siamese.report.write import write_report
 
@@ -10,7 +12,8 @@ from siamese.report.write import write_report
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m siamese.report",
-        description="Table, CSV, plot and SPRN − SDRN difference of a Hydra sweep folder.",
+        description="Table, CSV, plot and SPRN − SDRN difference of a Hydra sweep folder, "
+        "or the report of a compare folder (python -m siamese.compare).",
     )
     parser.add_argument(
         "sweep_dir", nargs="?", help="the sweep folder (default: newest under outputs/sweeps/)"
@@ -18,7 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         sweep_dir = args.sweep_dir or latest_sweep()
-        paths = write_report(sweep_dir)
+        if is_compare_folder(sweep_dir):
+            from siamese.compare.report import write_compare_report
+
+            paths = write_compare_report(sweep_dir)
+        else:
+            paths = write_report(sweep_dir)
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

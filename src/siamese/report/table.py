@@ -8,6 +8,8 @@ from siamese.report.stats import mean_std
 
 PREFIX = "test/"
 LEFT_OUT = {"test/threshold"}  # τ is a setting fitted on val, not a score to compare
+# a τ, and the false-match rate a τ reached: settings, not scores
+SETTINGS = ("test/tau_at_fmr_", "test/fmr_at_fmr_")
 LOWER_IS_BETTER = {"test/eer"}
 UNRANKED = {"test/p_at_1_untrained"}  # a baseline of the untrained network: no "better"
 DECIMALS = 3
@@ -50,12 +52,18 @@ def _metric_rank(name: str) -> tuple:
 
 def metric_order(names) -> list[str]:
     """The test metrics to report, retrieval first, then verification, then few-shot."""
-    wanted = {n for n in names if n.startswith(PREFIX) and n not in LEFT_OUT}
+    wanted = {
+        n
+        for n in names
+        if n.startswith(PREFIX) and n not in LEFT_OUT and not n.startswith(SETTINGS)
+    }
     return sorted(wanted, key=_metric_rank)
 
 
 def higher_is_better(metric: str) -> bool | None:
-    return None if metric in UNRANKED else metric not in LOWER_IS_BETTER
+    if metric in UNRANKED:
+        return None
+    return metric not in LOWER_IS_BETTER and not metric.startswith("test/fnmr_at_fmr_")
 
 
 def _varying_keys(cells: list[tuple[str, ...]]) -> tuple[list[str], list[str]]:

@@ -1,0 +1,84 @@
+"""What the tuning sweeper tells Optuna per trial, and its record, trials.jsonl, in the sweep folder.
+
+A trial whose job raised, or returned no finite number, is told as the worst possible score (−inf
+when maximizing, +inf when minimizing): it counts as a trial and steers the sampler away, and the
+search goes on. Kept free of Hydra's and Optuna's imports so that it is tested on its own.
+"""
+
+import json
+import math
+from pathlib import Path
+
+TRIALS_FILE = "trials.jsonl"
+SEARCH_FILE = "search.yaml"
+COMPLETED, FAILED = "completed", "failed"
+DIRECTIONS = {"maximize": "max", "minimize": "min"}
+
+
+def worst(direction: str) -> float:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"hydra.sweeper.direction must be maximize or minimize, got {direction!r}")
+    return -math.inf if direction == "maximize" else math.inf
+
+
+def objective(returned: object) -> tuple[float | None, str]:
+    """(the finite float a job returned, "") or (None, why it is no score)."""
+    try:
+        value = float(returned)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None, f"the job returned {returned!r}, not a number"
+    if not math.isfinite(value):
+        return None, f"the job returned {value}"
+    return value, ""
+
+
+def trial_record(
+    trial: int, job: int, overrides: list[str], value: float | None, error: str
+) -> dict:
+    """One line of trials.jsonl: `objective` is what the job returned (its monitored val metric);
+    null for a failed trial, which Optuna was told as the worst score."""
+    return {
+        "trial": trial,
+        "job": job,
+        "overrides": list(overrides),
+        "status": COMPLETED if value is not None else FAILED,
+        "objective": value,
+        "error": error or None,
+    }
+
+
+def append_records(sweep_dir: Path, records: list[dict]) -> Path:
+    path = Path(sweep_dir) / TRIALS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:  # one batch at a time: an interrupted search keeps what it ran
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+    return path
+
+
+def write_search(sweep_dir: Path, search: dict) -> Path:
+    """search.yaml: the search as run (direction, n_trials, sampler, params: the space)."""
+    import yaml
+
+    path = Path(sweep_dir) / SEARCH_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(search, sort_keys=False))
+    return path
+
+
+def read_records(sweep_dir: Path) -> list[dict]:
+    path = Path(sweep_dir) / TRIALS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def check_direction(direction: str, mode: str | None) -> None:
+    """The sweeper's direction must agree with the checkpoint's evaluation.mode: both pick 'best'."""
+    worst(direction)
+    if mode is not None and DIRECTIONS[direction] != mode:
+        raise ValueError(
+            f"hydra.sweeper.direction={direction} but evaluation.mode={mode}: the search and the "
+            "checkpoint would disagree on which score is best; set hydra.sweeper.direction="
+            f"{'maximize' if mode == 'max' else 'minimize'}"
+        )
