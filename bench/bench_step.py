@@ -57,6 +57,14 @@ def optimizer_of(module) -> torch.optim.Optimizer:
     return conf["optimizer"] if isinstance(conf, dict) else conf
 
 
+def step_loss(module, batch) -> torch.Tensor:
+    """What the module's training_step computes, without its self.log calls."""
+    images = batch["images"]
+    if getattr(module, "augment", None) is not None:
+        images = module.augment(images, module.augment_generator(images.device))
+    return module.loss(module.embed(images), batch["labels"]).loss
+
+
 def run_loop(module, datamodule, warmup: int) -> dict:
     opt = optimizer_of(module)
     module.train()
@@ -66,7 +74,7 @@ def run_loop(module, datamodule, warmup: int) -> dict:
         t0 = time.perf_counter()
         batch = next(it)
         t1 = time.perf_counter()
-        loss = module.loss(module.embed(batch["images"]), batch["labels"]).loss
+        loss = step_loss(module, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -98,7 +106,7 @@ def no_log(module):
 
     class NoLog(type(module)):
         def training_step(self, batch, batch_idx):
-            return self.loss(self.embed(batch["images"]), batch["labels"]).loss
+            return step_loss(self, batch)
 
     module.__class__ = NoLog
     return module
@@ -113,7 +121,7 @@ def log_when_written(module):
             t = self.trainer
             if t.log_every_n_steps and (t.global_step + 1) % t.log_every_n_steps == 0:
                 return super().training_step(batch, batch_idx)
-            return self.loss(self.embed(batch["images"]), batch["labels"]).loss
+            return step_loss(self, batch)
 
     module.__class__ = LogWhenWritten
     return module
