@@ -1,12 +1,14 @@
-"""Chunked retrieval_metrics against a naive full N×N distance matrix: time and peak memory.
+"""retrieval_metrics against its previous version and a naive full N×N matrix: time, peak memory.
 
-    python bench/bench_retrieval.py [--sizes 10000 50000 100000] [--dim 128]
+    python bench/bench_retrieval.py [--sizes 10000 50000 100000] [--dim 128] [--repeat 1] [--json]
 
 Each configuration runs in its own subprocess, which reports its own peak RSS
 (getrusage(RUSAGE_SELF).ru_maxrss), so one run's memory never leaks into another's figure.
 Peak RSS includes the interpreter, torch and the embeddings; the "data MiB" column is that floor
-(a subprocess that only builds the data). The naive method runs only where its N×N float32
-matrix fits in --naive-budget-gib.
+(a subprocess that only builds the data). "old" is the implementation before issue 15 (kept
+below as the baseline); old and new alternate, --repeat times each, and the best time of each
+is kept, so a shared machine's load hits both alike. The naive method runs only where its N×N
+float32 matrix fits in --naive-budget-gib.
 """
 
 import argparse
@@ -18,7 +20,9 @@ import time
 
 import torch
 
+from siamese.distances import distance_matrix
 from siamese.metrics import retrieval_metrics
+from siamese.metrics.retrieval import average_precision_at_r
 
 KS = (1, 2, 4, 8)
 
@@ -29,6 +33,34 @@ def make_data(n: int, dim: int, classes: int, seed: int) -> tuple[torch.Tensor, 
     centres = torch.randn(classes, dim, generator=g)
     labels = torch.randint(0, classes, (n,), generator=g)
     return centres[labels] + 1.5 * torch.randn(n, dim, generator=g), labels
+
+
+def old_metrics(x: torch.Tensor, labels: torch.Tensor, chunk_size: int) -> dict[str, float]:
+    """retrieval_metrics as it was before issue 15 (commit 1458dd5): a fresh distance block per
+    chunk with ‖x‖² added and clamped, a host sync per chunk for its k, queries in index order."""
+    _, cls, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    r = counts[cls] - 1
+    queries = torch.nonzero(r > 0).squeeze(1)
+    k_max = min(max(KS), x.shape[0] - 1)
+    hits = torch.zeros(len(KS), dtype=torch.long)
+    ap_sum = torch.zeros((), dtype=torch.float64)
+    for start in range(0, queries.numel(), chunk_size):
+        q = queries[start : start + chunk_size]
+        d = distance_matrix(x[q], x, "euclidean", squared=True)
+        d[torch.arange(q.numel()), q] = float("inf")
+        r_q = r[q]
+        k = max(k_max, int(r_q.max()))
+        nearest = d.topk(k, dim=1, largest=False, sorted=True).indices
+        del d
+        rel = cls[nearest] == cls[q].unsqueeze(1)
+        for j, top in enumerate(KS):
+            hits[j] += rel[:, :top].any(1).sum()
+        ap_sum += average_precision_at_r(rel, r_q).sum()
+    n_q = queries.numel()
+    out = {"p_at_1": hits[0].item() / n_q}
+    out |= {f"recall_at_{k}": h / n_q for k, h in zip(KS, hits.tolist(), strict=True)}
+    out["map_at_r"] = float(ap_sum) / n_q
+    return out
 
 
 def naive_metrics(emb: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -54,8 +86,10 @@ def naive_metrics(emb: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
 def worker(args: argparse.Namespace) -> None:
     emb, labels = make_data(args.n, args.dim, args.classes, args.seed)
     t0 = time.perf_counter()
-    if args.worker == "chunked":
+    if args.worker == "new":
         metrics = retrieval_metrics(emb, labels, KS, chunk_size=args.chunk_size)
+    elif args.worker == "old":
+        metrics = old_metrics(emb, labels, args.chunk_size or 1024)
     elif args.worker == "naive":
         metrics = naive_metrics(emb, labels)
     else:
@@ -66,24 +100,20 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def run(method: str, n: int, args: argparse.Namespace) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--worker",
-        method,
-        "--n",
-        str(n),
-        "--dim",
-        str(args.dim),
-        "--classes",
-        str(args.classes),
-        "--seed",
-        str(args.seed),
-        "--chunk-size",
-        str(args.chunk_size),
-    ]
+    cmd = [sys.executable, __file__, "--worker", method, "--n", str(n), "--dim", str(args.dim)]
+    cmd += ["--classes", str(args.classes), "--seed", str(args.seed)]
+    if args.chunk_size:
+        cmd += ["--chunk-size", str(args.chunk_size)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def best(results: list[dict]) -> dict:
+    return min(results, key=lambda res: res["seconds"])
+
+
+def max_diff(a: dict, b: dict) -> float:
+    return max(abs(a[k] - b[k]) for k in b)
 
 
 def main() -> None:
@@ -91,45 +121,69 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000])
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--classes", type=int, default=1000)
-    p.add_argument("--chunk-size", type=int, default=1024)
+    p.add_argument(
+        "--chunk-size", type=int, default=None, help="default: automatic (new), 1024 (old)"
+    )
+    p.add_argument("--repeat", type=int, default=1, help="old/new runs each, alternating")
     p.add_argument("--naive-budget-gib", type=float, default=8.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--worker", choices=["chunked", "naive", "data"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object per size instead of a table"
+    )
+    p.add_argument("--worker", choices=["new", "old", "naive", "data"], help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         return worker(args)
 
-    print(
-        f"dim={args.dim} classes={args.classes} chunk_size={args.chunk_size} "
-        f"torch threads={torch.get_num_threads()} naive budget={args.naive_budget_gib} GiB"
-    )
-    head = (
-        f"{'N':>7} | {'chunked s':>9} | {'naive s':>9} | {'time c/n':>8} | "
-        f"{'chunked MiB':>11} | {'naive MiB':>9} | {'mem c/n':>7} | {'data MiB':>8} | "
-        f"{'p_at_1':>7} | same"
-    )
-    print(head)
-    print("-" * len(head))
-    for n in args.sizes:
-        base = run("data", n, args)
-        chunked = run("chunked", n, args)
-        need_gib = n * n * 4 / 2**30
-        c_s, c_m = chunked["seconds"], chunked["peak_mib"]
-        if need_gib <= args.naive_budget_gib:
-            naive = run("naive", n, args)
-            n_s, n_m = naive["seconds"], naive["peak_mib"]
-            diff = max(abs(chunked["metrics"][k] - naive["metrics"][k]) for k in naive["metrics"])
-            same = "yes" if chunked["metrics"]["p_at_1"] == naive["metrics"]["p_at_1"] else "NO"
-            same += f" (max |diff| all metrics {diff:.1e})"
-            cols = f"{n_s:9.2f} | {c_s / n_s:8.2f} | {c_m:11.0f} | {n_m:9.0f} | {c_m / n_m:7.2f}"
-        else:
-            skip = f"skipped (needs {need_gib:.1f} GiB)"
-            cols = f"{skip:>31} | {c_m:11.0f} | {'-':>9} | {'-':>7}"
-            same = "-"
+    if not args.json:
         print(
-            f"{n:>7} | {c_s:9.2f} | {cols} | {base['peak_mib']:8.0f} | "
-            f"{chunked['metrics']['p_at_1']:7.4f} | {same}",
+            f"dim={args.dim} classes={args.classes} chunk_size={args.chunk_size or 'auto'} "
+            f"torch threads={torch.get_num_threads()} repeat={args.repeat} "
+            f"naive budget={args.naive_budget_gib} GiB"
+        )
+        head = (
+            f"{'N':>7} | {'new s':>7} | {'old s':>7} | {'old/new':>7} | {'naive s':>7} | "
+            f"{'new MiB':>7} | {'old MiB':>7} | {'naive MiB':>9} | {'data MiB':>8} | "
+            f"{'p_at_1':>7} | max |diff| old, naive"
+        )
+        print(head)
+        print("-" * len(head))
+    for n in args.sizes:
+        data = run("data", n, args)
+        runs = {"new": [], "old": []}
+        for _ in range(args.repeat):
+            for method in runs:
+                runs[method].append(run(method, n, args))
+        new, old = best(runs["new"]), best(runs["old"])
+        naive = None
+        if n * n * 4 / 2**30 <= args.naive_budget_gib:
+            naive = run("naive", n, args)
+        row = {
+            "n": n,
+            "new_s": new["seconds"],
+            "old_s": old["seconds"],
+            "old_over_new": old["seconds"] / new["seconds"],
+            "naive_s": naive["seconds"] if naive else None,
+            "new_peak_mib": new["peak_mib"],
+            "old_peak_mib": old["peak_mib"],
+            "naive_peak_mib": naive["peak_mib"] if naive else None,
+            "data_peak_mib": data["peak_mib"],
+            "metrics": new["metrics"],
+            "max_diff_old": max_diff(new["metrics"], old["metrics"]),
+            "max_diff_naive": max_diff(new["metrics"], naive["metrics"]) if naive else None,
+        }
+        if args.json:
+            print(json.dumps(row), flush=True)
+            continue
+        na_s = f"{row['naive_s']:7.2f}" if naive else f"{'-':>7}"
+        na_m = f"{row['naive_peak_mib']:9.0f}" if naive else f"{'-':>9}"
+        na_d = f"{row['max_diff_naive']:.1e}" if naive else "-"
+        print(
+            f"{n:>7} | {new['seconds']:7.2f} | {old['seconds']:7.2f} | {row['old_over_new']:7.2f} | "
+            f"{na_s} | {new['peak_mib']:7.0f} | {old['peak_mib']:7.0f} | {na_m} | "
+            f"{data['peak_mib']:8.0f} | {new['metrics']['p_at_1']:7.4f} | "
+            f"{row['max_diff_old']:.1e}, {na_d}",
             flush=True,
         )
 

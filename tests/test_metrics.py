@@ -226,11 +226,45 @@ def test_retrieval_never_builds_n_by_n():
     assert probe.largest >= 256 * n  # one chunk's distance block
 
 
+class _ScalarReads(TorchDispatchMode):
+    """Counts tensor → Python number reads on the device (each one a host sync on a GPU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.item.default):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_retrieval_syncs_do_not_grow_with_chunks():
+    # uneven R across chunks, so each chunk needs its own k: the plan is read once, not per chunk
+    emb, labels = clustered((2, 3, 5, 8, 13, 21, 34), seed=4)
+    with _ScalarReads() as few:
+        one = retrieval_metrics(emb, labels, KS, chunk_size=1000)
+    with _ScalarReads() as many:
+        tiny = retrieval_metrics(emb, labels, KS, chunk_size=3)  # 29 chunks
+    assert many.count == few.count
+    assert tiny == pytest.approx(one, abs=1e-12)
+
+
+def test_retrieval_automatic_chunk_matches_brute_force():
+    emb, labels = clustered((4, 7, 1, 12, 30), seed=5)
+    got = retrieval_metrics(emb, labels, KS, "cosine", chunk_size=None)
+    want = brute_retrieval(emb, labels, KS, "cosine")
+    assert got == pytest.approx(want, abs=1e-12)
+    assert got == retrieval_metrics(emb, labels, KS, "cosine", chunk_size=1)
+
+
 def test_retrieval_rejects_bad_input():
     with pytest.raises(ValueError, match="no query"):
         retrieval_metrics(torch.randn(3, 2), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="distance"):
         retrieval_metrics(torch.randn(3, 2), torch.tensor([0, 0, 1]), distance="manhattan")
+    with pytest.raises(ValueError, match="chunk_size"):
+        retrieval_metrics(torch.randn(3, 2), torch.tensor([0, 0, 1]), chunk_size=0)
 
 
 # ---- verification ----
