@@ -128,7 +128,7 @@ def test_a_kill_between_write_and_rename_leaves_a_loadable_last_ckpt(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)

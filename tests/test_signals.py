@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from siamese.atomic import AtomicCheckpointIO
 from siamese.signals import Interrupted, StopOnSignal
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.test_guards import Tiny, loader
 
 STEPS_PER_EPOCH = 16  # loader(): 64 samples, batches of 4
