@@ -10,7 +10,7 @@ SWEEP ?=
 PORT ?= 6006
 LOGDIR ?= outputs
 
-.PHONY: help install train test test-fast lint format clean sweep sweep-quick report tensorboard bench
+.PHONY: help install train test test-fast lint format clean sweep sweep-quick report tensorboard bench bench-gpu
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,9 +44,19 @@ report: $(STAMP)  ## table, CSV, plot and SPRN − SDRN difference of the latest
 tensorboard: $(STAMP)  ## TensorBoard over every run under outputs/, on 127.0.0.1 port 6006 (LOGDIR=, PORT=)
 	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --host 127.0.0.1 --port $(PORT)
 
-bench: $(STAMP)  ## CPU benchmarks: ratios against baselines measured in the same run
-	$(PY) bench/bench_retrieval.py --sizes 10000 50000
+bench: $(STAMP)  ## CPU benchmarks, each a ratio against its baseline in the same run (bench/RESULTS.md)
+	$(PY) bench/bench_step.py --threads 1 debug=tiny
+	$(PY) bench/bench_startup.py --repeat 3
+	$(PY) bench/bench_retrieval.py --sizes 10000 100000
+	$(PY) bench/bench_data.py
+	$(PY) bench/bench_guard.py --steps 0 --reps 50
 	$(PY) bench/bench_sweep.py
+
+bench-gpu: $(STAMP)  ## the same on one GPU: step, retrieval at 1M, jobs per GPU on the real grid
+	$(PY) bench/bench_step.py trainer=gpu
+	$(PY) bench/bench_retrieval.py --device cuda --sizes 100000 1000000 --naive-budget-gib 0
+	$(PY) bench/bench_guard.py --accelerator gpu --steps 0 --reps 50
+	$(PY) bench/bench_sweep.py --gpus 1 --grid
 
 lint: $(STAMP)  ## ruff checks
 	$(VENV)/bin/ruff check src tests bench train.py

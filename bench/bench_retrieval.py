@@ -1,6 +1,7 @@
 """retrieval_metrics against its previous version and a naive full N×N matrix: time, peak memory.
 
     python bench/bench_retrieval.py [--sizes 10000 50000 100000] [--dim 128] [--repeat 1] [--json]
+                                    [--device cuda]
 
 Each configuration runs in its own subprocess, which reports its own peak RSS
 (getrusage(RUSAGE_SELF).ru_maxrss), so one run's memory never leaks into another's figure.
@@ -85,6 +86,10 @@ def naive_metrics(emb: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
 
 def worker(args: argparse.Namespace) -> None:
     emb, labels = make_data(args.n, args.dim, args.classes, args.seed)
+    emb, labels = emb.to(args.device), labels.to(args.device)
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     if args.worker == "new":
         metrics = retrieval_metrics(emb, labels, KS, chunk_size=args.chunk_size)
@@ -94,14 +99,18 @@ def worker(args: argparse.Namespace) -> None:
         metrics = naive_metrics(emb, labels)
     else:
         metrics = {}
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    if args.device.startswith("cuda"):  # the device's peak is the figure that matters there
+        peak_mib = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps({"seconds": seconds, "peak_mib": peak_mib, "metrics": metrics}))
 
 
 def run(method: str, n: int, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--worker", method, "--n", str(n), "--dim", str(args.dim)]
-    cmd += ["--classes", str(args.classes), "--seed", str(args.seed)]
+    cmd += ["--classes", str(args.classes), "--seed", str(args.seed), "--device", args.device]
     if args.chunk_size:
         cmd += ["--chunk-size", str(args.chunk_size)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -127,6 +136,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=1, help="old/new runs each, alternating")
     p.add_argument("--naive-budget-gib", type=float, default=8.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, or cuda (peak memory is then the GPU's)")
     p.add_argument(
         "--json", action="store_true", help="one JSON object per size instead of a table"
     )

@@ -1,4 +1,5 @@
-"""The training step through Lightning's fit against a hand-written PyTorch loop, on the CPU.
+"""The training step through Lightning's fit against a hand-written PyTorch loop, on the device
+of the config's trainer (trainer=gpu: the GPU, with its precision).
 
     python bench/bench_step.py [--steps 60] [--warmup 10] [--repeat 3] [--json] [overrides ...]
 
@@ -10,9 +11,7 @@ no model summary. Variants:
 - loop: next(batch) → loss(embed(images)) → zero_grad → backward → step, nothing else;
 - lightning: Trainer.fit with the module as the real run has it (its self.log calls included);
 - barebones: Trainer(barebones=True), which also turns off Lightning's logging machinery (so
-  self.log raises: the module's training_step is replaced by one that does not log);
-- log_fix: as lightning, but self.log only on the steps the logger is handed (every
-  trainer.log_every_n_steps): the fix proposed for the module.
+  self.log raises: the module's training_step is replaced by one that does not log).
 Per-step time is taken from the end of step `warmup` to the end of the last step (setup,
 first-step allocations and the lazy imports of the first step are left out). The variants
 alternate --repeat times in rotating order; the fastest of each is kept (the machine may be
@@ -23,7 +22,6 @@ shared: --threads 1 makes a run less sensitive to other processes).
 import argparse
 import copy
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -31,15 +29,11 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 
+from siamese.build import build
+from siamese.callbacks import DataOnDevice
+from siamese.config import register
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from siamese.config import register  # noqa: E402
-
-try:  # after the restructure build lives in siamese.build
-    from siamese.build import build  # noqa: E402
-except ImportError:
-    from siamese.train import build  # noqa: E402
 
 
 def make(overrides: list[str], steps: int):
@@ -65,16 +59,32 @@ def step_loss(module, batch) -> torch.Tensor:
     return module.loss(module.embed(images), batch["labels"]).loss
 
 
-def run_loop(module, datamodule, warmup: int) -> dict:
+def device_of(trainer_cfg) -> torch.device:
+    return torch.device("cuda" if trainer_cfg.accelerator == "gpu" else "cpu")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":  # time what the GPU did, not what was queued
+        torch.cuda.synchronize(device)
+
+
+def run_loop(module, datamodule, warmup: int, trainer_cfg) -> dict:
+    device = device_of(trainer_cfg)
+    module.to(device)
+    datamodule.place(device)  # as the real run: splits and sampling on the device
+    bf16 = str(trainer_cfg.precision).startswith("bf16")
     opt = optimizer_of(module)
     module.train()
     losses, fetch_s, it = [], 0.0, iter(datamodule.train_dataloader())
     t_mark = None
     for step in range(datamodule.steps_per_epoch):
+        sync(device)
         t0 = time.perf_counter()
-        batch = next(it)
+        batch = {k: v.to(device) for k, v in next(it).items()}
+        sync(device)
         t1 = time.perf_counter()
-        loss = step_loss(module, batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = step_loss(module, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -82,7 +92,9 @@ def run_loop(module, datamodule, warmup: int) -> dict:
         if step >= warmup:
             fetch_s += t1 - t0
         if step == warmup - 1:
+            sync(device)
             t_mark = time.perf_counter()
+    sync(device)
     per_step = (time.perf_counter() - t_mark) / (datamodule.steps_per_epoch - warmup)
     n = datamodule.steps_per_epoch - warmup
     return {"step_s": per_step, "loader_s": fetch_s / n, "losses": torch.stack(losses).tolist()}
@@ -97,7 +109,11 @@ class StepClock(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.losses.append(outputs["loss"].detach())
         if batch_idx == self.warmup - 1:
+            sync(pl_module.device)
             self.t_mark = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        sync(pl_module.device)
         self.t_end = time.perf_counter()
 
 
@@ -112,25 +128,13 @@ def no_log(module):
     return module
 
 
-def log_when_written(module):
-    """The same module logging only on the steps Lightning hands to the logger (the proposed
-    fix: every self.log costs bookkeeping, and values of the other steps are dropped)."""
-
-    class LogWhenWritten(type(module)):
-        def training_step(self, batch, batch_idx):
-            t = self.trainer
-            if t.log_every_n_steps and (t.global_step + 1) % t.log_every_n_steps == 0:
-                return super().training_step(batch, batch_idx)
-            return step_loss(self, batch)
-
-    module.__class__ = LogWhenWritten
-    return module
-
-
-def run_lightning(module, datamodule, warmup: int, barebones: bool, log_every: int = 50) -> dict:
+def run_lightning(
+    module, datamodule, warmup: int, trainer_cfg, barebones: bool, log_every: int = 50
+) -> dict:
     clock = StepClock(warmup)
     lean = dict(
-        accelerator="cpu",
+        accelerator=trainer_cfg.accelerator,
+        precision=trainer_cfg.precision,
         devices=1,
         max_epochs=1,
         limit_val_batches=0,
@@ -143,9 +147,10 @@ def run_lightning(module, datamodule, warmup: int, barebones: bool, log_every: i
     )
     if barebones:
         module = no_log(module)
-        lean = {k: v for k, v in lean.items() if k in ("accelerator", "devices", "max_epochs")}
+        keep = ("accelerator", "precision", "devices", "max_epochs")
+        lean = {k: v for k, v in lean.items() if k in keep}
         lean |= dict(barebones=True, limit_val_batches=0)
-    trainer = pl.Trainer(callbacks=[clock], **lean)
+    trainer = pl.Trainer(callbacks=[DataOnDevice(), clock], use_distributed_sampler=False, **lean)
     trainer.fit(module, datamodule)
     per_step = (clock.t_end - clock.t_mark) / (datamodule.steps_per_epoch - warmup)
     return {"step_s": per_step, "losses": torch.stack(clock.losses).tolist()}
@@ -172,12 +177,9 @@ def main() -> None:
     cfg, dm0, mod0 = make(args.overrides, args.warmup + args.steps)
     log_every = cfg.trainer.get("log_every_n_steps", 50)
     variants = {
-        "loop": lambda m, d: run_loop(m, d, args.warmup),
-        "lightning": lambda m, d: run_lightning(m, d, args.warmup, False, log_every),
-        "barebones": lambda m, d: run_lightning(m, d, args.warmup, barebones=True),
-        "log_fix": lambda m, d: run_lightning(
-            log_when_written(m), d, args.warmup, False, log_every
-        ),
+        "loop": lambda m, d: run_loop(m, d, args.warmup, cfg.trainer),
+        "lightning": lambda m, d: run_lightning(m, d, args.warmup, cfg.trainer, False, log_every),
+        "barebones": lambda m, d: run_lightning(m, d, args.warmup, cfg.trainer, True),
     }
     results = {name: [] for name in variants}
     for i in range(args.repeat):
@@ -193,7 +195,6 @@ def main() -> None:
     out = {
         "lightning_over_loop": best["lightning"]["step_s"] / loop_s,
         "barebones_over_loop": best["barebones"]["step_s"] / loop_s,
-        "log_fix_over_loop": best["log_fix"]["step_s"] / loop_s,
         "loader_share": best["loop"]["loader_s"] / loop_s,
         "steps_per_s": {name: 1 / r["step_s"] for name, r in best.items()},
         "max_loss_diff_vs_loop": diff,

@@ -278,6 +278,7 @@ def test_export_leaves_the_callers_module_as_it_was(make_config, tmp_path):
     cfg = make_config("backbone=mlp", f"data.image_size={SIZE}")
     module = build_module(cfg, torch.zeros(3), torch.ones(3)).train()
     module.threshold.fill_(0.5)  # not NaN: NaN never equals itself
+    module.fmr_thresholds.fill_(0.25)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     export_module(module, cfg, "torchscript", tmp_path)
     assert module.training and module.encoder.backbone.training

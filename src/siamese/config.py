@@ -235,7 +235,7 @@ class EvaluationConf:
     recall_ks: list[int] = MISSING
     one_shot_ways: list[int] = MISSING
     one_shot_trials: int = MISSING
-    chunk_size: int = MISSING
+    chunk_size: int | None = MISSING
     fmr_targets: list[float] = MISSING
     monitor: str = MISSING
     mode: str = MISSING

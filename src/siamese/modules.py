@@ -72,10 +72,17 @@ class SiameseModule(pl.LightningModule):
         if self.augment is not None:  # training batches only, never val/test
             images = self.augment(images, self.augment_generator(images.device))
         out = self.loss(self.embed(images), batch["labels"])
-        batch_size = batch["labels"].shape[0]
-        self.log("train/loss", out.loss, batch_size=batch_size)
-        self.log_dict({f"train/{k}": v for k, v in out.parts.items()}, batch_size=batch_size)
+        if self._written_step():  # each self.log costs bookkeeping; other steps' values are dropped
+            batch_size = batch["labels"].shape[0]
+            self.log("train/loss", out.loss, batch_size=batch_size)
+            self.log_dict({f"train/{k}": v for k, v in out.parts.items()}, batch_size=batch_size)
         return out.loss
+
+    def _written_step(self) -> bool:
+        """Whether Lightning hands this step's logged values to the logger (the step after
+        which global_step is a multiple of log_every_n_steps)."""
+        every = self.trainer.log_every_n_steps
+        return bool(every) and (self.trainer.global_step + 1) % every == 0
 
     def augment_generator(self, device: torch.device) -> torch.Generator:
         """The augmentation's generator, on the batch's device: seeded from the run's seed, its

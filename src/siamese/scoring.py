@@ -23,7 +23,7 @@ class Scorer:
     recall_ks: tuple[int, ...] = (1, 2, 4, 8)
     one_shot_ways: tuple[int, ...] = (5, 20)
     one_shot_trials: int = 1000
-    chunk_size: int = 1024
+    chunk_size: int | None = None  # queries per block of retrieval; None: sized for the device
     seed: int = 0
     fmr_targets: tuple[float, ...] = ()
 
@@ -36,7 +36,7 @@ class Scorer:
         if any(not 0 < t < 1 for t in self.fmr_targets):
             raise ValueError(f"fmr_targets must each be in (0, 1), got {self.fmr_targets}")
         for name in ("one_shot_trials", "chunk_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
     def pair_distances(self, embeddings: Tensor, labels: Tensor, pairs: Tensor):

@@ -125,6 +125,7 @@ class SiameseDataModule(pl.LightningDataModule):
         split_by: str = "classes",
         split_seed: int = 0,
         loader_workers: int = 0,
+        resize: str = "stretch",
         seed: int = 0,
     ):
         super().__init__()
@@ -153,6 +154,7 @@ class SiameseDataModule(pl.LightningDataModule):
         self.split = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
         self.split_by, self.split_seed = split_by, split_seed
         self.loader_workers = loader_workers
+        self.resize = resize  # how image files become this data's images (verify/search decode so)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.splits: dict[str, ImageSet] = {}
