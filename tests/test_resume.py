@@ -2,6 +2,7 @@
 re-run with resume=auto; the README's resume commands."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -71,6 +72,21 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_numbers(tmp_path, uninterru
         "best.ckpt",
         "last.ckpt",
     ]
+
+
+def test_a_requeued_slurm_job_resumes_in_its_own_folder(tmp_path, uninterrupted):
+    # what SLURM does after a preemption: the same command again, SLURM_RESTART_COUNT set
+    proc = start(*LONGER, f"hydra.run.dir={tmp_path}")
+    wait_for(tmp_path / "checkpoints" / "last.ckpt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=120)
+    cmd = [sys.executable, str(ROOT / "train.py"), *LONGER, f"hydra.run.dir={tmp_path}"]
+    env = {**os.environ, "SLURM_RESTART_COUNT": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed = record(tmp_path)
+    assert resumed["status"] == "completed" and len(resumed["resumes"]) == 1
+    assert resumed["metrics"] == uninterrupted
 
 
 def test_resume_refuses_other_overrides_and_completed_runs(tmp_path, uninterrupted):

@@ -169,3 +169,44 @@ def test_the_glyphs_as_a_png_folder_train_to_the_same_numbers(tmp_path):
     memory, files = read_metrics(tmp_path / "memory"), read_metrics(tmp_path / "folder")
     assert files["choices"]["data"] == "folder"
     assert files["metrics"] == memory["metrics"]
+
+
+SLOW_WRITER = """
+import runpy, sys, time
+from tensorboard.summary.writer import record_writer
+
+write = record_writer.RecordWriter.write
+
+
+def slow(self, data):  # the hparams records reach the disk late, as on a slow filesystem
+    if b"hparams" in data:
+        time.sleep(1.0)
+    return write(self, data)
+
+
+record_writer.RecordWriter.write = slow
+sys.argv = ["train.py", *sys.argv[1:]]
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def test_the_hparams_entry_survives_a_slow_event_writer_in_every_run(tmp_path):
+    for i in range(3):
+        run_dir = tmp_path / str(i)
+        cmd = [
+            sys.executable,
+            "-c",
+            SLOW_WRITER,
+            *TINY,
+            f"hydra.run.dir={run_dir}",
+            "seed=" + str(i),
+        ]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        plugins = {
+            v.metadata.plugin_data.plugin_name
+            for f in (run_dir / "tensorboard").glob("events.out.tfevents.*")
+            for e in EventFileLoader(str(f)).Load()
+            for v in e.summary.value
+        }
+        assert "hparams" in plugins, f"run {i} lost its hparams entry"

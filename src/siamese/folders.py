@@ -14,7 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from siamese.record import METRICS_FILE
+from siamese.record import METRICS_FILE, slurm_requeued
 
 AUTO = "auto"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,+-]*$")
@@ -77,7 +77,8 @@ class RefuseUsedFolders(Callback):
             return
         folder = Path(config.hydra.run.dir)
         resume = config.get("resume")
-        if resume in (None, "") and holds_a_run(folder):
+        # a requeued SLURM job re-runs its own command in its own folder: train() resumes it
+        if resume in (None, "") and holds_a_run(folder) and not slurm_requeued():
             raise FolderInUse(
                 f"{folder / METRICS_FILE} already exists: a run folder is never reused "
                 f"(to continue that run: resume={folder})"
