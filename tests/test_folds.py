@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from hydra_plugins.siamese_tune.tune_sweeper import _WorstOnFailure
 from siamese.build import build_node
 from siamese.checks import ConfigValueError
+from siamese.compare.collect import read_compare
 from siamese.compare.report import write_compare_report
 from siamese.compare.run import confirm_command
 from siamese.compare.trials import fold_count, read_records
@@ -180,6 +181,7 @@ def test_the_budget_states_the_folds(compare_dir):  # noqa: F811
         path = compare_dir / "tune" / method / "search.yaml"
         search = yaml.safe_load(path.read_text())
         path.write_text(yaml.safe_dump({**search, "folds": 4}))
+    assert [m.folds for m in read_compare(compare_dir)[1]] == [4, 4]
     text = write_compare_report(compare_dir)["md"].read_text()
     budget = text.split("## Budget per method")[1].splitlines()
     header = [c.strip() for c in budget[2].split("|")]
