@@ -238,7 +238,7 @@ def test_the_report_files(compare_dir):
     budget_table = text.split("## Budget", 1)[1].splitlines()
     budget = next(line for line in budget_table if line.startswith("| SPRN "))
     cells = [c.strip() for c in budget.strip("|").split("|")]
-    assert cells[1:7] == ["4", "2", "180", str(180 * 192), "40 s", "40 s"]
+    assert cells[1:8] == ["4", "1", "2", "180", str(180 * 192), "40 s", "40 s"]  # 1 job/trial
     rows = {r["metric"]: r for r in csv.DictReader(paths["csv"].open())}
     assert float(rows["test/p_at_1"]["diff_mean"]) == pytest.approx(0.11)
     assert rows["test/p_at_1"]["significant"] == "true"

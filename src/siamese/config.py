@@ -64,6 +64,8 @@ class DataModuleConf(Target):
     split: SplitConf = MISSING
     split_by: str = MISSING
     split_seed: int = MISSING
+    folds: int | None = MISSING
+    fold: int = MISSING
     resize: str = MISSING
 
 

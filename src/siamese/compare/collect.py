@@ -94,6 +94,12 @@ class Trial:
     objective: float | None  # the job's monitored val metric; None when failed
     overrides: list[str]
     error: str | None = None
+    job: int | None = None  # its (first fold's) job folder; None in records that lack it
+    folds: list[float | None] | None = None  # each fold's val metric when it ran over folds
+
+    @property
+    def folder(self) -> str:
+        return str(self.number if self.job is None else self.job)
 
 
 @dataclass
@@ -104,6 +110,7 @@ class Method:
     confirm: list[Job]  # every confirmation job, in job order
     direction: str = "maximize"
     space: dict = field(default_factory=dict)  # hydra.sweeper.params of its search
+    folds: int | None = None  # data.folds of its search: k jobs per trial
     best_config: dict | None = None  # the resolved config of a confirmation job (else best trial)
     tune_configs: dict[int, dict] = field(default_factory=dict)  # job number -> resolved config
 
@@ -146,7 +153,15 @@ def _all_jobs(sweep_dir: Path) -> list[Job]:
 def read_method(folder: Path, name: str) -> Method:
     tune_dir, confirm_dir = Path(folder) / TUNE / name, Path(folder) / CONFIRM / name
     trials = [
-        Trial(r["trial"], r["status"], r.get("objective"), r.get("overrides", []), r.get("error"))
+        Trial(
+            r["trial"],
+            r["status"],
+            r.get("objective"),
+            r.get("overrides", []),
+            r.get("error"),
+            r.get("job"),
+            r.get("folds"),
+        )
         for r in read_records(tune_dir)
     ]
     settings = sweeper_settings(tune_dir)
@@ -158,13 +173,16 @@ def read_method(folder: Path, name: str) -> Method:
         _all_jobs(confirm_dir),
         direction,
         dict(settings.get("params") or {}),
+        settings.get("folds"),
     )
     method.tune_configs = {
         j.number: c for j in method.tune_jobs if (c := read_config(j.folder)) is not None
     }
     configs = [c for j in method.completed_confirm if (c := read_config(j.folder)) is not None]
     best = method.best_trial()
-    method.best_config = configs[0] if configs else (best and method.tune_configs.get(best.number))
+    method.best_config = (
+        configs[0] if configs else (best and method.tune_configs.get(int(best.folder)))
+    )
     return method
 
 

@@ -74,7 +74,7 @@ class Budget:
     completed: int
     failed: int
     epochs: str  # per trial: one value, or a range when it was tuned
-    steps: int  # planned training steps, summed over the trials
+    steps: int  # planned training steps, summed over the jobs
     images: int  # images those steps see
     job_s: float  # the jobs' own wall time, summed
     phase_s: float | None  # the whole search's wall time, from compare.json
@@ -105,6 +105,23 @@ def budget(method: Method, phase_s: float | None) -> Budget:
         job_s,
         phase_s,
     )
+
+
+def _folds_lines(methods: list[Method]) -> list[str]:
+    """What the search's objective was when it ran over class-disjoint folds (data.folds)."""
+    if not any(m.folds for m in methods):
+        return []
+    each = ", ".join(
+        f"{m.label} {m.folds} folds ({m.folds} jobs per trial)" if m.folds else f"{m.label} none"
+        for m in methods
+    )
+    return [
+        f"Folds: {each}. With data.folds=k the classes outside test are dealt into k "
+        "class-disjoint folds; a trial trains k jobs, each validating on one fold, and its objective "
+        "is their mean val metric (a failed fold fails the trial). Confirmation uses the usual "
+        "split, folds off.",
+        "",
+    ]
 
 
 def _seconds(s: float | None) -> str:
@@ -232,6 +249,7 @@ def markdown(folder: Path, meta: dict, methods: list[Method]) -> str:
             [
                 m.label,
                 str(bud.trials),
+                str(m.folds or 1),
                 bud.epochs,
                 str(bud.steps),
                 str(bud.images),
@@ -246,6 +264,7 @@ def markdown(folder: Path, meta: dict, methods: list[Method]) -> str:
                 [
                     "method",
                     "trials",
+                    "jobs/trial",
                     "epochs/trial",
                     "steps",
                     "images seen",
@@ -258,9 +277,10 @@ def markdown(folder: Path, meta: dict, methods: list[Method]) -> str:
         ),
         "",
         "steps and images: planned by each trial's config (steps_per_epoch × max_epochs, images per "
-        "step = data.images_per_step or batch × tuple size), summed over trials that wrote a "
-        "config. Wall time is measured, not controlled.",
+        "step = data.images_per_step or batch × tuple size), summed over the jobs that wrote a "
+        "config (jobs/trial of them per trial). Wall time is measured, not controlled.",
         "",
+        *_folds_lines(methods),
         "## Controlled / not controlled",
         "",
     ]
@@ -274,7 +294,7 @@ def markdown(folder: Path, meta: dict, methods: list[Method]) -> str:
         )
         lines.append(
             "- wall time: "
-            + ", ".join(f"{r[0]} search {r[6]}" for r in budget_rows)
+            + ", ".join(f"{r[0]} search {r[7]}" for r in budget_rows)
             + " (measured, not controlled)"
         )
     else:

@@ -22,6 +22,7 @@ from siamese.report.collect import override_key
 
 ROOT = Path("outputs") / "compare"
 METHODS = ("sprn", "sdrn")
+DROPPED = ("seed", "data.folds", "data.fold")  # a best trial's overrides the confirmation resets
 
 
 class CompareError(Exception):
@@ -60,8 +61,9 @@ def confirm_command(
 ) -> list[str]:
     """The best trial's own overrides (the tune file, the tuned values, the shared overrides) minus
     its seed, over the confirmation seeds with the basic sweeper; the Optuna sweeper's settings
-    (hydra.sweeper.*) do not apply to it."""
-    job = [o for o in best if override_key(o) != "seed" and not is_hydra(o)]
+    (hydra.sweeper.*) do not apply to it. Folds are for the search only: confirmation trains on the
+    usual train split and selects its checkpoint on the usual val, so data.folds is set off."""
+    job = [o for o in best if override_key(o) not in DROPPED and not is_hydra(o)]
     launcher = [
         o for o in overrides if is_hydra(o) and not override_key(o).startswith("hydra.sweeper")
     ]
@@ -73,6 +75,8 @@ def confirm_command(
         "hydra/sweeper=basic",
         "hydra.sweeper.params=null",
         *launcher,
+        "data.folds=null",  # also when a config file, not an override, turned folds on
+        "data.fold=0",
         f"seed={','.join(map(str, seeds))}",
         f"hydra.sweep.dir={folder / CONFIRM / method}",
     ]
@@ -156,7 +160,7 @@ def compare(
                 f"every trial of {method} failed: no configuration to confirm; see "
                 f"{folder / TUNE / method}/*/metrics.json"
             )
-        config = read_config(folder / TUNE / method / str(best.number)) or {}
+        config = read_config(folder / TUNE / method / best.folder) or {}
         chosen = confirm_seeds(seeds, config.get("seed"))
         meta["best"][method] = {
             "trial": best.number,

@@ -33,11 +33,17 @@ def objective(returned: object) -> tuple[float | None, str]:
 
 
 def trial_record(
-    trial: int, job: int, overrides: list[str], value: float | None, error: str
+    trial: int,
+    job: int,
+    overrides: list[str],
+    value: float | None,
+    error: str,
+    folds: list[float | None] | None = None,
 ) -> dict:
-    """One line of trials.jsonl: `objective` is what the job returned (its monitored val metric);
-    null for a failed trial, which Optuna was told as the worst score."""
-    return {
+    """One line of trials.jsonl: `objective` is what the job returned (its monitored val metric),
+    or with folds the mean of the folds' (`folds`: each fold's, null where it failed; `job`: the
+    first fold's job); null for a failed trial, which Optuna was told as the worst score."""
+    record = {
         "trial": trial,
         "job": job,
         "overrides": list(overrides),
@@ -45,6 +51,25 @@ def trial_record(
         "objective": value,
         "error": error or None,
     }
+    if folds is not None:
+        record["folds"] = list(folds)
+    return record
+
+
+def fold_count(config) -> int | None:
+    """data.folds of a composed config (None when off or absent)."""
+    from omegaconf import OmegaConf
+
+    folds = OmegaConf.select(config, "data.folds", default=None)
+    return None if folds is None else int(folds)
+
+
+def fold_overrides(overrides, fold: int, folds: int | None) -> list[str]:
+    """A trial's overrides for one of its fold jobs: data.fold=<fold> in place of any given."""
+    if folds is None:
+        return list(overrides)
+    keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "data.fold"]
+    return [*keep, f"data.fold={fold}"]
 
 
 def append_records(sweep_dir: Path, records: list[dict]) -> Path:

@@ -124,6 +124,8 @@ class SiameseDataModule(pl.LightningDataModule):
         split: dict[str, float] | None = None,
         split_by: str = "classes",
         split_seed: int = 0,
+        folds: int | None = None,
+        fold: int = 0,
         loader_workers: int = 0,
         resize: str = "stretch",
         seed: int = 0,
@@ -143,6 +145,17 @@ class SiameseDataModule(pl.LightningDataModule):
             raise ValueError(f"images_per_step must be > 0 or null, got {images_per_step}")
         if split_by not in ("classes", "samples"):
             raise ValueError(f"split_by must be 'classes' or 'samples', got {split_by!r}")
+        if folds is not None and folds < 2:
+            raise ValueError(f"folds must be >= 2, or null for no folds, got {folds}")
+        if folds is not None and split_by != "classes":
+            raise ValueError(
+                f"folds must be null with split_by={split_by!r} (folds divide classes): set "
+                "split_by=classes or folds=null"
+            )
+        if folds is None and fold != 0:  # a fold asked for without folds would silently be val
+            raise ValueError(f"fold must be 0 while folds is null, got {fold}: set folds=k too")
+        if folds is not None and not 0 <= fold < folds:
+            raise ValueError(f"fold must be in 0..{folds - 1} (folds={folds}), got {fold}")
         self.source, self.make_sampler = source, sampler
         self.channels, self.image_size = channels, image_size
         self._batch_size, self.images_per_step = batch_size, images_per_step
@@ -153,6 +166,7 @@ class SiameseDataModule(pl.LightningDataModule):
         self.eval_batch_size, self.eval_pairs = eval_batch_size, eval_pairs
         self.split = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
         self.split_by, self.split_seed = split_by, split_seed
+        self.folds, self.fold = folds, fold
         self.loader_workers = loader_workers
         self.resize = resize  # how image files become this data's images (verify/search decode so)
         self.seed = seed
@@ -177,6 +191,8 @@ class SiameseDataModule(pl.LightningDataModule):
             self.split_seed,
             given=data.split,  # a manifest's split column, Omniglot's protocol
             class_names=data.class_names,
+            folds=self.folds,
+            fold=self.fold,
         )
         self.splits = {s: data.subset(index[s]) for s in SPLITS}
         if self.make_sampler is not None:  # evaluation-only use needs none

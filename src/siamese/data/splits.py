@@ -14,6 +14,8 @@ def split_indices(
     seed: int,
     given: Tensor | None = None,
     class_names: list[str] | None = None,
+    folds: int | None = None,
+    fold: int = 0,
 ) -> dict[str, Tensor]:
     """Index tensors per split. `by="classes"`: disjoint class sets, so test classes are never seen
     in training; `by="samples"`: every class in every split, its samples divided.
@@ -21,9 +23,24 @@ def split_indices(
     `given` (N,) holds a split code per sample (0 train, 1 val, 2 test, -1 free; see
     `ImageSet.split`). Given samples stay in their split; free samples are divided by `by` among
     the splits nobody was given, with their fractions renormalised. Every split is checked to hold
-    at least 2 classes, each with at least 2 samples; errors name the classes."""
+    at least 2 classes, each with at least 2 samples; errors name the classes.
+
+    `folds=k`: the classes outside test (train + val of the usual split) are dealt by the seed into
+    k class-disjoint folds; val is fold `fold`, train the others, test stays as it is."""
     if by not in ("classes", "samples"):
         raise ValueError(f"data.split_by must be 'classes' or 'samples', got {by!r}")
+    if folds is not None:
+        if by != "classes":
+            raise ValueError(
+                f"data.folds={folds} needs data.split_by=classes (class-disjoint folds), got "
+                f"{by!r}: set data.split_by=classes or data.folds=null"
+            )
+        if given is not None and bool((given >= 0).any()):
+            raise ValueError(
+                f"data.folds={folds} is not supported with given splits (a manifest's split "
+                "column, Omniglot's official split): set data.folds=null, or drop the column / "
+                "set data.official_split=false"
+            )
     given = torch.full_like(labels, -1) if given is None else given.to(labels.device).long()
     names = class_names or [
         f"class {i}" for i in range(int(labels.max()) + 1 if len(labels) else 0)
@@ -54,9 +71,36 @@ def split_indices(
         drawn = _draw(labels[free], part, by, seed, names)
         for s in open_:
             out[s] = free[drawn[s]]
+    if folds is not None:
+        out = _fold(labels, out, folds, fold, seed)
     for s in SPLITS:
         _check_split(s, labels[out[s]], names)
     return out
+
+
+def _fold(labels: Tensor, out: dict[str, Tensor], folds: int, fold: int, seed: int):
+    """Train and val of a class split re-dealt into `folds` class-disjoint folds of near-equal
+    class counts (sizes differ by at most 1); val = fold `fold`, train = the rest."""
+    if not 0 <= fold < folds:
+        raise ValueError(f"data.fold must be in 0..{folds - 1} (data.folds={folds}), got {fold}")
+    pool = torch.cat([out["train"], out["val"]])
+    classes = torch.unique(labels[pool])
+    if classes.numel() < 2 * folds:
+        raise ValueError(
+            f"data.folds={folds} needs at least {2 * folds} non-test classes (2 per fold), there "
+            f"are {classes.numel()}: lower data.folds or give train+val a larger data.split share"
+        )
+    # its own stream of the split seed: the same folds for every trial, whatever the fold asked
+    g = torch.Generator().manual_seed(seed + 7919)
+    classes = classes[torch.randperm(classes.numel(), generator=g)]
+    sizes = [classes.numel() // folds + (i < classes.numel() % folds) for i in range(folds)]
+    held = torch.split(classes, sizes)[fold]
+    in_val = torch.isin(labels[pool], held)
+    return {
+        "train": pool[~in_val].sort().values,
+        "val": pool[in_val].sort().values,
+        "test": out["test"],
+    }
 
 
 def _draw(
