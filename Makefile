@@ -45,6 +45,7 @@ tensorboard: $(STAMP)  ## TensorBoard over every run under outputs/, on 127.0.0.
 	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --host 127.0.0.1 --port $(PORT)
 
 bench: $(STAMP)  ## CPU benchmarks, each a ratio against its baseline in the same run (bench/RESULTS.md)
+	$(PY) bench/bench_step.py --steps 40 --warmup 10 --repeat 4
 	$(PY) bench/bench_step.py --threads 1 debug=tiny
 	$(PY) bench/bench_startup.py --repeat 3
 	$(PY) bench/bench_retrieval.py --sizes 10000 100000
