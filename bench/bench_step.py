@@ -55,7 +55,7 @@ def step_loss(module, batch) -> torch.Tensor:
     """What the module's training_step computes, without its self.log calls."""
     images = batch["images"]
     if getattr(module, "augment", None) is not None:
-        images = module.augment(images, module.augment_generator(images.device))
+        images = module.augment(images, module.augment_generator(images))
     return module.loss(module.embed(images), batch["labels"]).loss
 
 

@@ -73,13 +73,29 @@ def test_pk_sampler_gives_p_classes_of_k_distinct_samples():
         PKSampler(labels, torch.Generator(), samples_per_class=3).sample(10)
 
 
-def test_sampler_generator_state_replays_the_same_batches():
-    dm = make_datamodule(TripletSampler)
-    state = dm.state_dict()
-    first = [b["images"] for b in dm.train_dataloader()]
-    dm.load_state_dict(state)
-    again = [b["images"] for b in dm.train_dataloader()]
-    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+def test_a_restored_loader_continues_with_the_batches_of_an_uninterrupted_one():
+    # the whole run's batches, 3 epochs of 3 steps, without interruption
+    whole = make_datamodule(TripletSampler, steps_per_epoch=3)
+    loader = whole.train_dataloader()
+    expected = [b["images"] for _ in range(3) for b in loader]
+    for stopped_after in (1, 3, 4, 8):  # mid-epoch, at an epoch's end, in the second, the third
+        dm = make_datamodule(TripletSampler, steps_per_epoch=3)
+        loader = dm.train_dataloader()
+        epochs, consumed = divmod(stopped_after, 3)
+        for _ in range(epochs):
+            list(loader)
+        if consumed:  # mid-epoch; a loader draws ahead of what the model consumed
+            it = iter(loader)
+            for _ in range(consumed + 1):
+                next(it)
+        # Lightning's count: batches of this epoch, all of them at an epoch's end
+        loader.consumed = lambda c=consumed: c or 3
+        state = loader.state_dict()
+        resumed = make_datamodule(TripletSampler, steps_per_epoch=3).train_dataloader()
+        resumed.load_state_dict(state)
+        rest = [b["images"] for _ in range(3 - epochs) for b in resumed]
+        assert len(rest) == 9 - stopped_after, stopped_after
+        assert all(torch.equal(a, b) for a, b in zip(expected[stopped_after:], rest, strict=True))
 
 
 def test_batches_are_uint8_tuples_with_their_labels():
@@ -121,3 +137,11 @@ def test_sample_split_keeps_every_class_everywhere():
 def test_bad_split_names_the_key(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_datamodule(**kwargs)
+
+
+def test_pk_batches_are_whole_when_every_class_is_smaller_than_k():
+    labels = torch.arange(8).repeat_interleave(3)  # 3 samples a class, K = 4: drawn with repeats
+    idx = PKSampler(labels, torch.Generator().manual_seed(0), samples_per_class=4).sample(16)
+    assert idx.shape == (16, 1)
+    per_class = labels[idx[:, 0]].view(4, 4)
+    assert (per_class == per_class[:, :1]).all()

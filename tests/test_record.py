@@ -12,7 +12,6 @@ from siamese.record import (
     check_run_folder,
     newest_checkpoint,
     read_record,
-    save_hydra_record,
 )
 from tests.test_atomic import disk_full
 
@@ -127,19 +126,3 @@ def test_newest_checkpoint(tmp_path):
     (tmp_path / "last.ckpt").write_text("l")
     os.utime(tmp_path / "best.ckpt", ns=(1, 1))
     assert newest_checkpoint(tmp_path).name == "last.ckpt"
-
-
-def test_save_hydra_record_writes_what_hydra_would(tmp_path):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    (tmp_path / "conf").mkdir()
-    (tmp_path / "conf" / "c.yaml").write_text("a: 1\nb: ${a}\n")
-    with initialize_config_dir(str(tmp_path / "conf"), version_base=None):
-        cfg = compose("c", overrides=["a=2"], return_hydra_config=True)
-    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    save_hydra_record(tmp_path / "run", task, OmegaConf.create({"hydra": cfg.hydra}))
-    folder = tmp_path / "run" / ".hydra"
-    assert OmegaConf.load(folder / "config.yaml") == OmegaConf.create({"a": 2, "b": "${a}"})
-    assert OmegaConf.to_container(OmegaConf.load(folder / "overrides.yaml")) == ["a=2"]
-    assert OmegaConf.load(folder / "hydra.yaml").hydra.overrides.task == ["a=2"]

@@ -74,6 +74,20 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_numbers(tmp_path, uninterru
     ]
 
 
+def test_an_augmented_run_killed_mid_epoch_resumes_to_the_same_numbers(tmp_path):
+    # the augmentation's draws are replayed from the seed on resume, like the batches'
+    args = [*LONGER, "augmentation=light"]
+    whole = train(*args, f"hydra.run.dir={tmp_path / 'whole'}")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    proc = start(*args, f"hydra.run.dir={tmp_path / 'cut'}")
+    wait_for(tmp_path / "cut" / "checkpoints" / "last.ckpt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=120)
+    done = train(f"resume={tmp_path / 'cut'}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert record(tmp_path / "cut")["metrics"] == record(tmp_path / "whole")["metrics"]
+
+
 def test_a_requeued_slurm_job_resumes_in_its_own_folder(tmp_path, uninterrupted):
     # what SLURM does after a preemption: the same command again, SLURM_RESTART_COUNT set
     proc = start(*LONGER, f"hydra.run.dir={tmp_path}")

@@ -496,7 +496,7 @@ def test_worker_gathered_batches_equal_in_memory_batches(tmp_path, glyphs):
     expected = [memory.images[sampler.sample(8)] for _ in range(4)]
     loader = DataLoader(
         GatherBatch(lazy),
-        sampler=SampledBatches(PairSampler(lazy.labels, torch.Generator().manual_seed(3)), 8, 4),
+        sampler=SampledBatches(PairSampler(lazy.labels, torch.Generator().manual_seed(3)), 8, 4, 3),
         batch_size=None,
         num_workers=2,
     )

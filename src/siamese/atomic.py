@@ -7,7 +7,6 @@ usually /tmp); when that is another filesystem the final shutil.move is a copy i
 so a kill or a full disk mid-copy leaves a truncated checkpoint. AtomicCheckpointIO fixes that.
 """
 
-import io
 import json
 import os
 import tempfile
@@ -90,10 +89,9 @@ def atomic_write_json(path: str | os.PathLike, data: Any, **dump_kwargs: Any) ->
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save, atomically (exported embeddings, checkpoints)."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)  # serialised in memory first: a pickling error touches no file
-    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+    """torch.save, atomically: straight into the temporary file (a checkpoint is not held twice in
+    memory); a failure, a pickling error too, removes it and leaves the previous file."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -114,6 +112,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"(got {storage_options!r})"
             )
         atomic_torch_save(checkpoint, path)
+
+
+def new_file(path: str | os.PathLike, *companions: Callable[[Path], Path]) -> Path:
+    """`path`, or path-1, path-2, ... : the first name free (with its companion files, e.g. an
+    export's JSON), so that an earlier result is never overwritten."""
+    path = Path(path)
+    n, candidate = 0, path
+    while candidate.exists() or any(c(candidate).exists() for c in companions):
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 def remove_temporaries(folder: str | os.PathLike) -> list[Path]:

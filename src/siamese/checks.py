@@ -61,8 +61,6 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "scheduler.gamma": positive,
     "embedding.dim": positive,
     "checkpoint.every_n_steps": positive,
-    "guard.max_loss": positive,
-    "guard.max_weight_norm": positive,
     "embedding.distance": one_of(*DISTANCES),
     "evaluation.mode": one_of("max", "min"),
     "evaluation.test_on": one_of("best", "last"),

@@ -2,13 +2,14 @@
 [data.source.seed=7 ...]`. τ from the checkpoint is applied unchanged to the test split; the
 metrics go to a new metrics*.json beside the checkpoint."""
 
-import json
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from siamese.atomic import atomic_write_json, new_file
 from siamese.build import build_scorer, datamodule_node
 from siamese.checkpoint import load_checkpoint
 from siamese.checks import build_node
@@ -28,7 +29,8 @@ def evaluate(ckpt_path: str, overrides: dict[str, str]) -> tuple[dict[str, float
     changes = OmegaConf.from_dotlist([f"{k}={v}" for k, v in overrides.items()])
     try:  # typed like a run's config: data.eval_batch_size=abc fails, naming the key
         cfg = OmegaConf.merge(cfg, changes)
-        OmegaConf.merge(OmegaConf.structured(DataModuleConf), cfg.data)
+        typed = {f.name for f in fields(DataModuleConf)}  # every data option has these keys
+        OmegaConf.merge(OmegaConf.structured(DataModuleConf), {k: cfg.data[k] for k in typed})
     except OmegaConfBaseException as err:
         raise SystemExit(f"error: {err}") from None
     # no sampler: evaluation only uses the fixed pairs
@@ -43,30 +45,16 @@ def evaluate(ckpt_path: str, overrides: dict[str, str]) -> tuple[dict[str, float
         fmr = module.chosen_fmr_thresholds() if threshold is not None else None
         scores, _ = score_split(module, split, pairs, scorer, threshold, size, fmr)
         metrics |= {f"{stage}/{k}": v for k, v in scores.items()}
-    out = _new_file(Path(ckpt_path).parent / "metrics.json")
-    out.write_text(
-        json.dumps(
-            {
-                "status": "completed",
-                "checkpoint": str(ckpt_path),
-                "threshold": tau,
-                "data": OmegaConf.to_container(cfg.data),
-                "metrics": metrics,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    out = new_file(Path(ckpt_path).parent / "metrics.json")
+    record = {
+        "status": "completed",
+        "checkpoint": str(ckpt_path),
+        "threshold": tau,
+        "data": OmegaConf.to_container(cfg.data),
+        "metrics": metrics,
+    }
+    atomic_write_json(out, record)
     return metrics, out
-
-
-def _new_file(path: Path) -> Path:
-    """`path`, or path-1, path-2, ... : an earlier evaluation is never overwritten."""
-    n, candidate = 0, path
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
 
 
 def main() -> None:

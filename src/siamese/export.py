@@ -13,7 +13,6 @@ kept: the exported model must give module.embed's embeddings (to 1e-4) on a batc
 
 import copy
 import importlib.metadata
-import json
 import linecache
 import math
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from siamese.atomic import atomic_write_json, new_file
 from siamese.callbacks import CLASS_NAMES_KEY
 from siamese.exported import DEFAULT_RESIZE, meta_path
 from siamese.keyvalue import argv, parse
@@ -49,15 +49,6 @@ class NormalizedEncoder(nn.Module):
         x = images.float().div(255)
         x = (x - self.pixel_mean[:, None, None]) / self.pixel_std[:, None, None]
         return self.encoder(x)
-
-
-def new_file(path: Path) -> Path:
-    """`path`, or path-1, path-2, ... whose model and JSON are both free."""
-    n, candidate = 0, path
-    while candidate.exists() or meta_path(candidate).exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
 
 
 def metadata(module, cfg, fmt: str, class_names: list[str] | None = None) -> dict:
@@ -179,7 +170,7 @@ def export_module(
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"out={out_dir} is a file, not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = new_file(out_dir / f"model{FORMATS[fmt]}")
+    path = new_file(out_dir / f"model{FORMATS[fmt]}", meta_path)
     # a CPU copy in eval mode: the caller's module (on a GPU, in training) is left as it was
     net = NormalizedEncoder(
         copy.deepcopy(module.encoder).cpu(), module.pixel_mean.cpu(), module.pixel_std.cpu()
@@ -190,7 +181,7 @@ def export_module(
     else:
         _export_torchscript(net, example, path, cfg)
     meta = meta_path(path)
-    meta.write_text(json.dumps(metadata(module, cfg, fmt, class_names), indent=2) + "\n")
+    atomic_write_json(meta, metadata(module, cfg, fmt, class_names))
     was_training = module.training
     try:
         _check(fmt, path, module.eval(), cfg)

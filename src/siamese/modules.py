@@ -44,7 +44,7 @@ class SiameseModule(pl.LightningModule):
         self.distance_kind = distance
         self.augment, self.augment_seed = augment, augment_seed
         self._augment_generator: torch.Generator | None = None
-        self._augment_state: Tensor | None = None  # from a checkpoint, until the first batch
+        self._augmented = 0  # batches augmented so far: a resumed run replays their draws
         # the training split's statistics, kept with the weights so any later use sees the same input
         self.register_buffer("pixel_mean", torch.as_tensor(pixel_mean, dtype=torch.float32))
         self.register_buffer("pixel_std", torch.as_tensor(pixel_std, dtype=torch.float32))
@@ -70,7 +70,8 @@ class SiameseModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         images = batch["images"]
         if self.augment is not None:  # training batches only, never val/test
-            images = self.augment(images, self.augment_generator(images.device))
+            images = self.augment(images, self.augment_generator(images))
+            self._augmented += 1
         out = self.loss(self.embed(images), batch["labels"])
         if self._written_step():  # each self.log costs bookkeeping; other steps' values are dropped
             batch_size = batch["labels"].shape[0]
@@ -84,22 +85,21 @@ class SiameseModule(pl.LightningModule):
         every = self.trainer.log_every_n_steps
         return bool(every) and (self.trainer.global_step + 1) % every == 0
 
-    def augment_generator(self, device: torch.device) -> torch.Generator:
-        """The augmentation's generator, on the batch's device: seeded from the run's seed, its
-        state saved in every checkpoint so that a resumed run draws what it would have."""
+    def augment_generator(self, images: Tensor) -> torch.Generator:
+        """The augmentation's generator, on the batch's device, seeded from the run's seed (and
+        rank); after a resume it first replays the draws of the batches augmented before, so the
+        run continues as an uninterrupted one would, on any device."""
+        device = images.device
         if self._augment_generator is None or self._augment_generator.device != device:
             self._augment_generator = torch.Generator(device).manual_seed(self.augment_seed)
-            if self._augment_state is not None:
-                self._augment_generator.set_state(self._augment_state)
-                self._augment_state = None
+            self.augment.replay(self._augment_generator, images, self._augmented)
         return self._augment_generator
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self._augment_generator is not None:
-            checkpoint["augment_generator"] = self._augment_generator.get_state()
+        checkpoint["augmented_batches"] = self._augmented
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._augment_state = checkpoint.get("augment_generator")
+        self._augmented = int(checkpoint.get("augmented_batches", 0))
         self._augment_generator = None
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:

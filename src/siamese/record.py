@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from siamese.atomic import atomic_write_json, atomic_write_text, remove_temporaries
+from siamese.atomic import atomic_write_json, remove_temporaries
 
 METRICS_FILE = "metrics.json"
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
@@ -146,7 +146,9 @@ class RunRecord:
         self.data.setdefault("resumes", []).append(resume)
         self.data["status"] = RUNNING
         self.data["error"] = None  # a resume clears it; the old one stays in its interruption
-        remove_temporaries(self.path.parent)  # a kill -9 mid-write may have left one
+        # a kill -9 mid-write may have left some, a checkpoint-sized one among them
+        remove_temporaries(self.path.parent)
+        remove_temporaries(self.path.parent / "checkpoints")
         self.write()
 
     def write(self) -> None:
@@ -194,23 +196,6 @@ def error_entry(err: BaseException) -> dict[str, str]:
         "message": str(err),
         "traceback": "".join(traceback.format_exception(err)),
     }
-
-
-def save_hydra_record(run_dir: str | os.PathLike, task_cfg: Any, hydra_cfg: Any = None) -> None:
-    """Writes .hydra/config.yaml, hydra.yaml and overrides.yaml as Hydra's run_job does, but
-    atomically and only when called: with hydra.output_subdir=null, Hydra writes nothing, and the
-    run calls this after check_run_folder accepted a new run (Hydra itself writes them before any
-    callback or task code runs, so a refused folder would lose its own). hydra_cfg: the
-    {"hydra": ...} config, by default the running job's (HydraConfig.instance().cfg)."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    if hydra_cfg is None:
-        hydra_cfg = HydraConfig.instance().cfg
-    folder = Path(run_dir) / ".hydra"
-    atomic_write_text(folder / "config.yaml", OmegaConf.to_yaml(task_cfg))
-    atomic_write_text(folder / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
-    atomic_write_text(folder / "overrides.yaml", OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task))
 
 
 def newest_checkpoint(ckpt_dir: str | os.PathLike) -> Path | None:

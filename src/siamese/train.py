@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LambdaCallback
 from pytorch_lightning.utilities import rank_zero_only
 
 from siamese.atomic import atomic_write_text
@@ -75,8 +76,10 @@ def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
             "start a new run instead"
         )
     saved = OmegaConf.load(saved_path)
-    for key in DEVICE_KEYS:  # the device choice of this invocation; epochs, steps stay the run's
-        saved.trainer[key] = cfg.trainer[key]
+    given = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+    for key in DEVICE_KEYS:  # a device chosen on this command line; epochs, steps stay the run's
+        if "trainer" in given or f"trainer.{key}" in given:
+            saved.trainer[key] = cfg.trainer[key]
     saved.resume = cfg.resume
     return saved
 
@@ -114,7 +117,9 @@ def train(cfg: DictConfig) -> float:
     # DDP starts ranks > 0 by re-running this command into the same folder: rank 0 alone writes
     main_process = rank_zero_only.rank == 0
     record = RunRecord.open(run_dir, run_info(cfg, run_dir), resume=resuming, write=main_process)
-    checkpoint = newest_checkpoint(run_dir / "checkpoints") if record.resumed else None
+    # DDP ranks > 0 write no record but resume from the same checkpoint as rank 0
+    resumed = record.resumed or (resuming and not main_process)
+    checkpoint = newest_checkpoint(run_dir / "checkpoints") if resumed else None
     stop = StopOnSignal(
         run_dir / "checkpoints" / "last.ckpt", on_interrupt=record_interruption(record)
     )
@@ -134,7 +139,9 @@ def train(cfg: DictConfig) -> float:
             build_scorer(cfg),
             batch_size=datamodule.eval_batch_size,
         )
-        trainer = make_trainer(cfg, run_dir, datamodule, callbacks=[stop])
+        first = []  # the step this fit starts from: a resumed one trains the rest only
+        at_start = LambdaCallback(on_train_start=lambda t, m: first.append(t.global_step))
+        trainer = make_trainer(cfg, run_dir, datamodule, callbacks=[stop, at_start])
         start = time.time()
         trainer.fit(module, datamodule, ckpt_path=checkpoint)
         fit_s = time.time() - start
@@ -143,7 +150,9 @@ def train(cfg: DictConfig) -> float:
         (test,) = trainer.test(module, datamodule, ckpt_path=ckpt, verbose=False)
         metrics = {k: float(v) for k, v in (val | test).items()}
         metrics["test/p_at_1_untrained"] = untrained["p_at_1"]
-        images = trainer.global_step * datamodule.batch_size * datamodule.tuple_size
+        steps = trainer.global_step - (first[0] if first else 0)
+        images = steps * trainer.accumulate_grad_batches * datamodule.batch_size
+        images *= datamodule.tuple_size
         record.update(
             metrics=metrics,
             threshold=metrics["test/threshold"],  # τ of the tested checkpoint, chosen on val

@@ -102,6 +102,14 @@ class Augmentation:
             or any(p[k] > 0 for k in ("rotation", "brightness", "contrast", "saturation"))
         )
 
+    def replay(self, generator: torch.Generator, images: Tensor, batches: int) -> None:
+        """Draw what `batches` calls on batches shaped like `images` would have drawn."""
+        if not self.active:
+            return
+        n = images.shape[:-3].numel()
+        for _ in range(batches):
+            torch.rand(n, 9, generator=generator, device=generator.device)
+
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         """(..., C, H, W) uint8 on any device -> the same shape, uint8, augmented per image."""
         if not self.active:

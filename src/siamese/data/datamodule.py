@@ -19,39 +19,40 @@ class SampledBatches(Sampler):
     """`steps` index tensors (B, T) per epoch, drawn in the main process from the sampler's
     generator, so that the batches are the same whichever process gathers them.
 
-    Resumable mid-epoch: its state is the generator's state at the epoch's start and the batches
-    consumed since; restored, the next epoch replays (draws and drops) the consumed batches' indices,
-    which costs no gathering. Loaders draw ahead of the model (Lightning prefetches a batch,
-    workers more), so the generator's current state would not do."""
+    Resumable mid-epoch: its state is the number of batches the model consumed; restored, it
+    re-seeds the generator with `seed` and replays (draws and drops) that many batches' indices,
+    which costs no gathering. So a resumed run sees the batches an uninterrupted one would, on
+    whichever device the generator lives and on every DDP rank (each has its own seed). Loaders
+    draw ahead of the model (Lightning prefetches a batch, workers more), so the generator's
+    current state would not do."""
 
-    def __init__(self, sampler, batch_size: int, steps: int):
-        self.sampler, self.batch_size, self.steps = sampler, batch_size, steps
-        self._epoch_start: Tensor | None = None
-        self._restored: tuple[Tensor, int] | None = None
+    def __init__(self, sampler, batch_size: int, steps: int, seed: int):
+        self.sampler, self.batch_size, self.steps, self.seed = sampler, batch_size, steps, seed
+        self._epochs = 0  # iterations started
+        self._replay: int | None = None
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self) -> Iterator[Tensor]:
-        g, skip = self.sampler.generator, 0
-        if self._restored is not None:
-            state, skip = self._restored
-            g.set_state(state)
-            self._restored = None
-        self._epoch_start = g.get_state()
-        for step in range(self.steps):
-            idx = self.sampler.sample(self.batch_size)
-            if step >= skip:
-                yield idx
+        skip = 0
+        if self._replay is not None:
+            self.sampler.generator.manual_seed(self.seed)
+            for _ in range(self._replay):
+                self.sampler.sample(self.batch_size)
+            self._epochs, skip = divmod(self._replay, self.steps)
+            self._replay = None
+        self._epochs += 1
+        for _ in range(self.steps - skip):
+            yield self.sampler.sample(self.batch_size)
 
     def state_dict(self, consumed: int) -> dict:
-        g = self.sampler.generator
-        if self._epoch_start is None or consumed >= self.steps:  # between epochs
-            return {"epoch_start": g.get_state(), "consumed": 0}
-        return {"epoch_start": self._epoch_start, "consumed": consumed}
+        """`consumed`: batches the model took in the current epoch (all of them at its end)."""
+        done = max(self._epochs - 1, 0) * self.steps + min(consumed, self.steps)
+        return {"batches": done}
 
     def load_state_dict(self, state: dict) -> None:
-        self._restored = (state["epoch_start"], int(state["consumed"]))
+        self._replay = int(state["batches"])
 
 
 class TrainLoader(DataLoader):
@@ -201,7 +202,14 @@ class SiameseDataModule(pl.LightningDataModule):
                 labels=train.labels, generator=self.generator, class_names=train.class_names
             )
             self._set_batch_size()
-            self.sampler.check_batch_size(self.batch_size)  # before training, not at its first step
+            try:  # before training, not at its first step
+                self.sampler.check_batch_size(self.batch_size)
+            except ValueError as err:
+                if self.images_per_step is None:
+                    raise
+                raise ValueError(
+                    f"data.images_per_step={self.images_per_step} gives {err}"
+                ) from None
         # fixed by the split seed, not the run's seed: every run is scored on the same pairs
         for i, s in enumerate(SPLITS[1:], start=1):
             g = torch.Generator().manual_seed(self.split_seed + 1000 * i)
@@ -234,7 +242,7 @@ class SiameseDataModule(pl.LightningDataModule):
         return pixel_stats(self.splits["train"].images)
 
     def train_dataloader(self) -> DataLoader:
-        batches = SampledBatches(self.sampler, self.batch_size, self.steps_per_epoch)
+        batches = SampledBatches(self.sampler, self.batch_size, self.steps_per_epoch, self.seed)
         train = self.splits["train"]
         # streamed images are decoded in worker processes; in memory a gather needs none
         workers = self.loader_workers if train.streaming else 0
@@ -253,11 +261,13 @@ class SiameseDataModule(pl.LightningDataModule):
 
     def place(self, device: torch.device) -> None:
         """Hold the splits on `device` and sample there, so that no training step gathers on the
-        host or copies images to the device. Called once, before any batch is drawn (a resumed
-        run's generator state is restored after it); a no-op on the CPU."""
+        host or copies images to the device. Called at set-up, before any batch is drawn; a
+        no-op on the CPU."""
         device = torch.device(device)
         in_memory = all(isinstance(d.images, Tensor) for d in self.splits.values())
         if device.type == "cpu" or not self.splits or not in_memory:
+            return
+        if self.generator.device == device:  # placed already (set-up runs again for test)
             return
         self.splits = {
             s: replace(d, images=d.images.to(device), labels=d.labels.to(device))
@@ -266,9 +276,3 @@ class SiameseDataModule(pl.LightningDataModule):
         self.generator = torch.Generator(device).manual_seed(self.seed)
         if self.make_sampler is not None:
             self.sampler.to(self.generator)
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])

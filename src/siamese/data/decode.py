@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from siamese.atomic import atomic_torch_save
 from siamese.data.images import ImageDecodeError, check_decode_options, load_image
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ def decode_cached(
     decoded = decode_files(files, channels, size, resize, num_workers, parallel, keep)
     payload = {"key": key, "images": decoded.images, "bad": decoded.bad}
     try:
-        _atomic_save(payload, target)
+        atomic_torch_save(payload, target)
         for stale in folder.glob(f"{stem}-*.pt"):
             if stale != target:
                 stale.unlink(missing_ok=True)
@@ -175,14 +176,3 @@ def decode_cached(
     except OSError as err:  # a full disk costs the next run a decode, not this run
         log.warning("could not write the decode cache %s (%s)", target, err)
     return decoded
-
-
-def _atomic_save(payload: dict, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -158,7 +158,7 @@ class PKSampler(_Sampler):
         counts = self.index.counts[classes]
         # K distinct samples per class (with replacement only where a class has fewer than K);
         # the widest class, known at set-up, bounds the keys without reading counts on the host
-        keys = torch.rand(p, self.index.widest, generator=g, device=g.device)
+        keys = torch.rand(p, max(self.index.widest, k), generator=g, device=g.device)
         keys[torch.arange(keys.shape[1], device=g.device) >= counts[:, None]] = 2.0
         picks = keys.argsort(1)[:, :k]
         picks = torch.where(picks < counts[:, None], picks, picks % counts[:, None])

@@ -110,7 +110,7 @@ class _Decoding:
         labels = torch.tensor([index[e.label] for e in final], dtype=torch.int64)
         split = torch.tensor([e.split for e in final], dtype=torch.int64)
         if streaming:
-            images = LazyImages([e.path for e in final], c, s, self.resize)
+            images = LazyImages([e.path for e in final], c, s, self.resize, self.num_workers)
         elif not bool(keep.all()):
             images = images[keep]
         self.stats = {
