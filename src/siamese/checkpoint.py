@@ -12,6 +12,11 @@ from siamese.modules import SiameseModule
 
 def load_checkpoint(path: str | Path) -> tuple[SiameseModule, DictConfig]:
     """The module in eval mode, with its weights, pixel statistics and threshold τ, and its config."""
+    return rebuild(read_checkpoint(path))
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint of a siamese run, as saved; errors name the file and what to use instead."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"checkpoint {path} is a directory: name a .ckpt file in it")
@@ -26,6 +31,11 @@ def load_checkpoint(path: str | Path) -> tuple[SiameseModule, DictConfig]:
             f"{path} is not a checkpoint of a siamese run (no '{CONFIG_KEY}' in it); "
             "use the last.ckpt or best.ckpt of a run folder"
         )
+    return ckpt
+
+
+def rebuild(ckpt: dict) -> tuple[SiameseModule, DictConfig]:
+    """The module a read checkpoint describes (built from its own config), in eval mode."""
     cfg = OmegaConf.create(ckpt[CONFIG_KEY])
     if "weights" in cfg.backbone:  # the checkpoint's weights replace them: never load those
         cfg.backbone.weights = None

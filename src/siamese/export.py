@@ -200,14 +200,14 @@ def default_out_dir(ckpt_path: str | Path) -> Path:
 def export_checkpoint(
     ckpt_path: str | Path, fmt: str, out_dir: str | Path | None = None
 ) -> tuple[Path, Path]:
-    from siamese.checkpoint import load_checkpoint
+    from siamese.checkpoint import read_checkpoint, rebuild
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if Path(ckpt_path).is_dir():
         raise IsADirectoryError(f"ckpt_path={ckpt_path} is a directory, not a checkpoint file")
-    module, cfg = load_checkpoint(ckpt_path)
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(ckpt_path)  # once: the model and the class names come from it
+    module, cfg = rebuild(ckpt)
     class_names = ckpt.get(CLASS_NAMES_KEY)
     return export_module(module, cfg, fmt, out_dir or default_out_dir(ckpt_path), class_names)
 

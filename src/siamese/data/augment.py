@@ -11,6 +11,7 @@ batch); per-sample parameters need the batched affine grid used here.
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +74,7 @@ class Augmentation:
                     f"augmentation.{key} must be in [0, 1) (rotation: >= 0), got {p[key]}"
                 )
 
-    @property
+    @cached_property  # read on every training batch: built once
     def params(self) -> dict:
         base = {
             "crop_scale": (1.0, 1.0),
@@ -92,7 +93,7 @@ class Augmentation:
                 )
         return base
 
-    @property
+    @cached_property
     def active(self) -> bool:
         p = self.params
         return (
