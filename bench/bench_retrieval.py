@@ -1,5 +1,9 @@
 """retrieval_metrics against its previous version and a naive full N×N matrix: time, peak memory.
 
+"new" is retrieval_metrics as called (method auto: the grouped search on a CPU from N = 20,000),
+"direct" the same with method="direct" (every query against all N), so the grouped search's gain
+is direct / new.
+
     python bench/bench_retrieval.py [--sizes 10000 50000 100000] [--dim 128] [--repeat 1] [--json]
                                     [--device cuda]
 
@@ -7,7 +11,7 @@ Each configuration runs in its own subprocess, which reports its own peak RSS
 (getrusage(RUSAGE_SELF).ru_maxrss), so one run's memory never leaks into another's figure.
 Peak RSS includes the interpreter, torch and the embeddings; the "data MiB" column is that floor
 (a subprocess that only builds the data). "old" is the implementation before issue 15 (kept
-below as the baseline); old and new alternate, --repeat times each, and the best time of each
+below as the baseline); new, direct and old alternate, --repeat times each, and the best time of each
 is kept, so a shared machine's load hits both alike. The naive method runs only where its N×N
 float32 matrix fits in --naive-budget-gib.
 """
@@ -93,6 +97,8 @@ def worker(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     if args.worker == "new":
         metrics = retrieval_metrics(emb, labels, KS, chunk_size=args.chunk_size)
+    elif args.worker == "direct":
+        metrics = retrieval_metrics(emb, labels, KS, chunk_size=args.chunk_size, method="direct")
     elif args.worker == "old":
         metrics = old_metrics(emb, labels, args.chunk_size or 1024)
     elif args.worker == "naive":
@@ -140,7 +146,9 @@ def main() -> None:
     p.add_argument(
         "--json", action="store_true", help="one JSON object per size instead of a table"
     )
-    p.add_argument("--worker", choices=["new", "old", "naive", "data"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--worker", choices=["new", "direct", "old", "naive", "data"], help=argparse.SUPPRESS
+    )
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -153,33 +161,38 @@ def main() -> None:
             f"naive budget={args.naive_budget_gib} GiB"
         )
         head = (
-            f"{'N':>7} | {'new s':>7} | {'old s':>7} | {'old/new':>7} | {'naive s':>7} | "
-            f"{'new MiB':>7} | {'old MiB':>7} | {'naive MiB':>9} | {'data MiB':>8} | "
-            f"{'p_at_1':>7} | max |diff| old, naive"
+            f"{'N':>7} | {'new s':>7} | {'direct s':>8} | {'dir/new':>7} | {'old s':>7} | "
+            f"{'old/new':>7} | {'naive s':>7} | {'new MiB':>7} | {'direct MiB':>10} | "
+            f"{'old MiB':>7} | {'naive MiB':>9} | {'data MiB':>8} | {'p_at_1':>7} | "
+            "max |diff| direct, old, naive"
         )
         print(head)
         print("-" * len(head))
     for n in args.sizes:
         data = run("data", n, args)
-        runs = {"new": [], "old": []}
+        runs = {"new": [], "direct": [], "old": []}
         for _ in range(args.repeat):
             for method in runs:
                 runs[method].append(run(method, n, args))
-        new, old = best(runs["new"]), best(runs["old"])
+        new, direct, old = best(runs["new"]), best(runs["direct"]), best(runs["old"])
         naive = None
         if n * n * 4 / 2**30 <= args.naive_budget_gib:
             naive = run("naive", n, args)
         row = {
             "n": n,
             "new_s": new["seconds"],
+            "direct_s": direct["seconds"],
+            "direct_over_new": direct["seconds"] / new["seconds"],
             "old_s": old["seconds"],
             "old_over_new": old["seconds"] / new["seconds"],
             "naive_s": naive["seconds"] if naive else None,
             "new_peak_mib": new["peak_mib"],
+            "direct_peak_mib": direct["peak_mib"],
             "old_peak_mib": old["peak_mib"],
             "naive_peak_mib": naive["peak_mib"] if naive else None,
             "data_peak_mib": data["peak_mib"],
             "metrics": new["metrics"],
+            "max_diff_direct": max_diff(new["metrics"], direct["metrics"]),
             "max_diff_old": max_diff(new["metrics"], old["metrics"]),
             "max_diff_naive": max_diff(new["metrics"], naive["metrics"]) if naive else None,
         }
@@ -190,9 +203,11 @@ def main() -> None:
         na_m = f"{row['naive_peak_mib']:9.0f}" if naive else f"{'-':>9}"
         na_d = f"{row['max_diff_naive']:.1e}" if naive else "-"
         print(
-            f"{n:>7} | {new['seconds']:7.2f} | {old['seconds']:7.2f} | {row['old_over_new']:7.2f} | "
-            f"{na_s} | {new['peak_mib']:7.0f} | {old['peak_mib']:7.0f} | {na_m} | "
-            f"{data['peak_mib']:8.0f} | {new['metrics']['p_at_1']:7.4f} | "
+            f"{n:>7} | {new['seconds']:7.2f} | {direct['seconds']:8.2f} | "
+            f"{row['direct_over_new']:7.2f} | {old['seconds']:7.2f} | {row['old_over_new']:7.2f} | "
+            f"{na_s} | {new['peak_mib']:7.0f} | {direct['peak_mib']:10.0f} | "
+            f"{old['peak_mib']:7.0f} | {na_m} | {data['peak_mib']:8.0f} | "
+            f"{new['metrics']['p_at_1']:7.4f} | {row['max_diff_direct']:.1e}, "
             f"{row['max_diff_old']:.1e}, {na_d}",
             flush=True,
         )

@@ -13,6 +13,7 @@ from siamese.metrics import (
     choose_threshold,
     equal_error_rate,
     one_shot_accuracy,
+    retrieval,
     retrieval_metrics,
     roc_auc,
     verification_metrics,
@@ -122,6 +123,68 @@ def test_retrieval_matches_brute_force(sizes, kind, chunk_size):
     assert 0 < got["p_at_1"] < 1  # the data is not trivially separable
 
 
+@pytest.mark.parametrize(
+    "sizes",
+    # even; uneven with a singleton; N odd, so the last group of 2 holds a sample and padding
+    [(12, 12, 12, 12, 12), (1, 2, 3, 9, 20, 25), (1, 2, 3, 9, 20, 26)],
+)
+@pytest.mark.parametrize("kind", ["euclidean", "cosine"])
+@pytest.mark.parametrize("chunk_size", [1024, 6])
+def test_grouped_retrieval_matches_brute_force(sizes, kind, chunk_size, monkeypatch):
+    # groups of 2 so that 60 samples make 30 groups, more than the k = 25 sought
+    monkeypatch.setattr(retrieval, "_GROUP", 2)
+    emb, labels = clustered(sizes, seed=len(sizes))
+    used = []
+    monkeypatch.setattr(retrieval, "_grouped_neighbours", _spy(retrieval._grouped_neighbours, used))
+    got = retrieval_metrics(emb, labels, KS, kind, chunk_size, method="grouped")
+    assert used, "the grouped search did not run"
+    assert got == pytest.approx(brute_retrieval(emb, labels, KS, kind), abs=1e-12)
+
+
+def _spy(function, calls):
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+
+    return spy
+
+
+@pytest.mark.parametrize("n", [403, 416, 417])  # a partial last group, whole groups, one spare
+def test_grouped_neighbours_are_the_nearest(n):
+    # small groups, blocks and pending buffer: many blocks, and pending minima merged many times
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(n, 5, generator=g, dtype=torch.float64)
+    queries = torch.arange(n)
+    r = torch.full((n,), 9)
+    passes = retrieval._grouped_neighbours(x, x.pow(2).sum(1), queries, r, 9, 4, 8, pending=2)
+    got = torch.cat([nearest for _, _, nearest in passes])
+    d = torch.cdist(x, x)
+    d.fill_diagonal_(float("inf"))
+    assert torch.equal(got, d.topk(9, dim=1, largest=False).indices)
+
+
+def test_retrieval_picks_grouped_on_a_cpu_at_scale(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    n = retrieval._GROUPED_MIN_N
+    emb, labels = torch.randn(n, 8, generator=g), torch.randint(0, 2000, (n,), generator=g)
+    used = []
+    monkeypatch.setattr(retrieval, "_grouped_neighbours", _spy(retrieval._grouped_neighbours, used))
+    auto = retrieval_metrics(emb, labels, KS)
+    assert len(used) == 1
+    # float32 rounds the two methods' distances differently: only near ties may differ
+    assert auto == pytest.approx(retrieval_metrics(emb, labels, KS, method="direct"), abs=1e-6)
+    assert len(used) == 1
+    big = torch.randint(0, 20, (n,), generator=g)  # R ≈ 1000: too few groups per neighbour
+    retrieval_metrics(emb, big, KS)
+    assert len(used) == 1
+
+
+def test_grouped_falls_back_where_groups_are_too_few():
+    emb, labels = clustered((12, 12, 12, 12, 12), seed=5)  # 2 groups of 32 for k = 11
+    got = retrieval_metrics(emb, labels, KS, method="grouped")
+    assert got == pytest.approx(brute_retrieval(emb, labels, KS, "euclidean"), abs=1e-12)
+
+
 def test_retrieval_k_beyond_n_and_float32():
     emb, labels = clustered((3, 4, 5), seed=3)
     got = retrieval_metrics(emb.float(), labels, (1, 50), chunk_size=5)
@@ -216,14 +279,16 @@ def test_retrieval_never_builds_n_by_n():
 
     n = 3000
     g = torch.Generator().manual_seed(0)
-    emb, labels = torch.randn(n, 16, generator=g), torch.randint(0, 50, (n,), generator=g)
+    # 500 classes: k ≈ 15, so the grouped search has 6 groups of 32 per neighbour sought
+    emb, labels = torch.randn(n, 16, generator=g), torch.randint(0, 500, (n,), generator=g)
     with MaxNumel() as probe:
         distance_matrix(emb[:100], emb)
     assert probe.largest >= 100 * n  # the probe sees the tensors made inside a call
-    with MaxNumel() as probe:
-        retrieval_metrics(emb, labels, KS, chunk_size=256)
-    assert probe.largest < n * n / 4
-    assert probe.largest >= 256 * n  # one chunk's distance block
+    for method in ("direct", "grouped"):
+        with MaxNumel() as probe:
+            retrieval_metrics(emb, labels, KS, chunk_size=256, method=method)
+        assert probe.largest < n * n / 4, method
+        assert probe.largest >= 256 * n * 0.9, method  # one chunk's distance block
 
 
 class _ScalarReads(TorchDispatchMode):
@@ -265,6 +330,8 @@ def test_retrieval_rejects_bad_input():
         retrieval_metrics(torch.randn(3, 2), torch.tensor([0, 0, 1]), distance="manhattan")
     with pytest.raises(ValueError, match="chunk_size"):
         retrieval_metrics(torch.randn(3, 2), torch.tensor([0, 0, 1]), chunk_size=0)
+    with pytest.raises(ValueError, match="method must be auto, direct or grouped, got 'fast'"):
+        retrieval_metrics(torch.randn(3, 2), torch.tensor([0, 0, 1]), method="fast")
 
 
 # ---- verification ----
