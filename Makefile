@@ -47,6 +47,7 @@ tensorboard: $(STAMP)  ## TensorBoard over every run under outputs/, on 127.0.0.
 bench: $(STAMP)  ## CPU benchmarks, each a ratio against its baseline in the same run (bench/RESULTS.md)
 	$(PY) bench/bench_step.py --steps 40 --warmup 10 --repeat 4
 	$(PY) bench/bench_step.py --threads 1 debug=tiny
+	$(PY) bench/bench_speed.py --steps 40 --warmup 10 --repeat 3
 	$(PY) bench/bench_startup.py --repeat 3
 	$(PY) bench/bench_retrieval.py --sizes 10000 100000
 	$(PY) bench/bench_data.py
@@ -55,6 +56,7 @@ bench: $(STAMP)  ## CPU benchmarks, each a ratio against its baseline in the sam
 
 bench-gpu: $(STAMP)  ## the same on one GPU: step, retrieval at 1M, jobs per GPU on the real grid
 	$(PY) bench/bench_step.py trainer=gpu
+	$(PY) bench/bench_speed.py trainer=gpu
 	$(PY) bench/bench_retrieval.py --device cuda --sizes 100000 1000000 --naive-budget-gib 0
 	$(PY) bench/bench_guard.py --accelerator gpu --steps 0 --reps 50
 	$(PY) bench/bench_sweep.py --gpus 1 --grid

@@ -155,3 +155,62 @@ def test_bounds_are_checked():
         DivergenceGuard(max_loss=-1)
     with pytest.raises(ValueError, match="guard.max_weight_norm=nan"):
         DivergenceGuard(max_weight_norm=float("nan"))
+
+
+class OneRankDiverges(Tiny):
+    """Rank 1 alone sees a huge (finite) loss at step 3."""
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        if self.global_rank == 1 and self.global_step == 3:
+            loss = loss * 0 + 1e9
+        return loss
+
+
+class JudgedLosses(DivergenceGuard):
+    """Writes the loss each rank judges at each step, instead of stopping."""
+
+    def __init__(self, out: str):
+        super().__init__(max_loss=1e6)
+        self.out = Path(out)
+
+    def _judge(self, values, step, lr):
+        rank = torch.distributed.get_rank()
+        with open(self.out / f"rank{rank}.txt", "a") as f:
+            f.write(f"{step} {values[0]}\n")
+
+
+def _ddp_fit(out: str) -> None:  # run in its own process: DDP over 2 CPU processes
+    trainer = pl.Trainer(
+        callbacks=[JudgedLosses(out)],
+        default_root_dir=out,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_epochs=1,
+        limit_train_batches=5,
+        limit_val_batches=0,
+    )
+    trainer.fit(OneRankDiverges(), loader())
+
+
+@pytest.mark.slow
+def test_under_ddp_every_rank_judges_the_worst_ranks_loss(tmp_path):
+    # one rank stopping alone would leave the others waiting in the next gradient all-reduce
+    import subprocess
+    import sys
+
+    code = f"from tests.test_guards import _ddp_fit; _ddp_fit({str(tmp_path)!r})"
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    judged = [
+        dict(line.split() for line in (tmp_path / f"rank{r}.txt").read_text().splitlines())
+        for r in (0, 1)
+    ]
+    assert float(judged[0]["3"]) == float(judged[1]["3"]) == 1e9  # rank 0's own loss was small
+    assert float(judged[0]["2"]) < 1e3 and float(judged[1]["2"]) < 1e3

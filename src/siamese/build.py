@@ -20,6 +20,7 @@ from siamese.guards import DivergenceGuard
 from siamese.models.encoder import Encoder
 from siamese.modules import SiameseModule
 from siamese.scoring import Scorer
+from siamese.speed import apply_speed
 
 
 def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
@@ -40,6 +41,7 @@ def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
                 f"{datamodule.num_train_classes} classes: leave it null to take the split's count"
             )
     module = build_module(cfg, *datamodule.pixel_stats())
+    apply_speed(module, **cfg.speed)
     if datamodule.tuple_size != module.loss.tuple_size:
         raise ConfigValueError(
             f"sampler draws tuples of {datamodule.tuple_size} but loss "

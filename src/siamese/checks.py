@@ -3,7 +3,7 @@
 The project's own classes check their arguments in their constructors; `build_node` instantiates a
 config node and puts the node's key in front of such an error. The keys that go to other libraries
 (Lightning's Trainer, torch's optimizers and schedulers) or to no single object (`embedding`,
-`evaluation`) are checked here, from the composed config, by `check_config`.
+`evaluation`, `speed`) are checked here, from the composed config, by `check_config`.
 """
 
 import math
@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from siamese.distances import DISTANCES
+from siamese.speed import COMPILE_MODES
 
 
 class ConfigValueError(ValueError):
@@ -64,6 +65,7 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "embedding.distance": one_of(*DISTANCES),
     "evaluation.mode": one_of("max", "min"),
     "evaluation.test_on": one_of("best", "last"),
+    "speed.compile_mode": one_of(*COMPILE_MODES),
 }
 
 
@@ -90,12 +92,13 @@ def check_config(cfg: DictConfig) -> None:
 def check_known_keys(cfg: DictConfig) -> None:
     """`+key=value` adds a key even where the schema has none; at the top level and in the
     groups that build no object (embedding, evaluation) nothing would read it."""
-    from siamese.config import EmbeddingConf, EvaluationConf, TrainConf
+    from siamese.config import EmbeddingConf, EvaluationConf, SpeedConf, TrainConf
 
     for prefix, node, schema in (
         ("", cfg, TrainConf),
         ("embedding.", cfg.embedding, EmbeddingConf),
         ("evaluation.", cfg.evaluation, EvaluationConf),
+        ("speed.", cfg.speed, SpeedConf),
     ):
         known = {f.name for f in fields(schema)}
         unknown = [k for k in node if k not in known and not (prefix == "" and k == "hydra")]

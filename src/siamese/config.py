@@ -159,6 +159,7 @@ class NormalizationConf:
 class OptimizerConf(Partial):
     lr: float = MISSING
     weight_decay: float = MISSING
+    fused: bool | None = MISSING
 
 
 @dataclass
@@ -250,6 +251,13 @@ class CheckpointConf:
 
 
 @dataclass
+class SpeedConf:
+    channels_last: bool = MISSING
+    compile: bool = MISSING
+    compile_mode: str = MISSING
+
+
+@dataclass
 class GuardConf:
     max_loss: float | None = MISSING
     max_weight_norm: float | None = MISSING
@@ -272,6 +280,7 @@ class TrainConf:
     evaluation: EvaluationConf = MISSING
     checkpoint: CheckpointConf = MISSING
     guard: GuardConf = MISSING
+    speed: SpeedConf = MISSING
     seed: int = MISSING
     name: str = MISSING
     resume: str | None = MISSING

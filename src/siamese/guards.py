@@ -14,7 +14,9 @@ or checkpoint, whichever comes first): no host sync per step, and a bad step is 
 step later, naming the step that went bad; its update has then reached the in-memory weights (the
 run fails with them), never a checkpoint. blocking=True reads each step before its update (one
 sync per step on CUDA). The lagged path is tested on the CPU (blocking=False); its CUDA calls
-(pinned copy, event) were not run on a GPU here.
+(pinned copy, event) were not run on a GPU here. Under DDP every rank judges the largest loss of
+all ranks (one all-reduce of a scalar per step, queued on the device like the gradients'), so all
+ranks stop at the same step.
 """
 
 import math
@@ -103,6 +105,13 @@ class DivergenceGuard(Callback):
             loss = loss / scale.to(loss.device).float()
         # the loss that is worst: nan or inf if any is, else the largest
         worst = torch.where(torch.isfinite(loss).all(), loss.max(), loss.sum())
+        if trainer.world_size > 1 and torch.distributed.is_initialized():
+            # gradients and weights are the same on every rank, each rank's loss is its own: all
+            # judge the worst rank's, so all stop at the same step (one rank stopping alone would
+            # leave the others waiting in the next all-reduce). Non-finite as inf, which max
+            # keeps; a plain all_reduce (Lightning's reduce adds a barrier, a host sync)
+            worst = torch.where(torch.isfinite(worst), worst, torch.full_like(worst, math.inf))
+            torch.distributed.all_reduce(worst, op=torch.distributed.ReduceOp.MAX)
         values = torch.stack(
             [worst, _total_norm(grads, device), _total_norm(list(pl_module.parameters()), device)]
         )

@@ -43,6 +43,7 @@ class SiameseModule(pl.LightningModule):
         check_distance(distance)
         self.distance_kind = distance
         self.augment, self.augment_seed = augment, augment_seed
+        self.channels_last = False  # siamese.speed sets it with the encoder's memory order
         self._augment_generator: torch.Generator | None = None
         self._augmented = 0  # batches augmented so far: a resumed run replays their draws
         # the training split's statistics, kept with the weights so any later use sees the same input
@@ -59,6 +60,8 @@ class SiameseModule(pl.LightningModule):
         lead = images.shape[:-3]
         x = images.flatten(0, -4).float().div(255)
         x = (x - self.pixel_mean[:, None, None]) / self.pixel_std[:, None, None]
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.encoder(x).unflatten(0, lead)
 
     def chosen_fmr_thresholds(self) -> dict[float, float]:

@@ -64,7 +64,8 @@ def run_info(cfg: DictConfig, run_dir: Path) -> dict:
 
 def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     """A resumed run's config: the one saved in its folder. Overrides other than resume= and the
-    device choice (trainer=, trainer.*) would make it another run: refused, named."""
+    device choice (trainer=, trainer.*) and the speed options (speed.*) would make it another run:
+    refused, named."""
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         raise ConfigValueError(f"resume={run_dir}: {saved_path} does not exist, nothing to resume")
@@ -72,7 +73,8 @@ def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     if overrides:
         raise ConfigValueError(
             f"resume={run_dir} continues that run with its own config: {' '.join(overrides)} "
-            f"cannot change it (only the device may: trainer=, trainer.{{{','.join(DEVICE_KEYS)}}}); "
+            f"cannot change it (only the device may: trainer=, trainer.{{{','.join(DEVICE_KEYS)}}}, "
+            "speed.*); "
             "start a new run instead"
         )
     saved = OmegaConf.load(saved_path)
@@ -80,6 +82,11 @@ def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     for key in DEVICE_KEYS:  # a device chosen on this command line; epochs, steps stay the run's
         if "trainer" in given or f"trainer.{key}" in given:
             saved.trainer[key] = cfg.trainer[key]
+    if "speed" not in saved:  # a run saved before the speed options
+        saved.speed = cfg.speed
+    for key in cfg.speed:  # how fast, not what: this command line's choice
+        if f"speed.{key}" in given:
+            saved.speed[key] = cfg.speed[key]
     saved.resume = cfg.resume
     return saved
 
@@ -90,7 +97,8 @@ DEVICE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
 def _allowed_on_resume(override: str) -> bool:
     key = override.split("=", 1)[0].lstrip("+~")
     device = key.removeprefix("trainer.") in DEVICE_KEYS
-    return key in ("resume", "trainer") or device or key.startswith("hydra")
+    speed = key.startswith("speed.")
+    return key in ("resume", "trainer") or device or speed or key.startswith("hydra")
 
 
 def completed_metric(run_dir: Path, monitor: str) -> float | None:
