@@ -156,7 +156,7 @@ def test_grouped_neighbours_are_the_nearest(n):
     x = torch.randn(n, 5, generator=g, dtype=torch.float64)
     queries = torch.arange(n)
     r = torch.full((n,), 9)
-    passes = retrieval._grouped_neighbours(x, x.pow(2).sum(1), queries, r, 9, 4, 8, pending=2)
+    passes = retrieval._grouped_neighbours(x, x.pow(2).sum(1), queries, r, 9, 9, 4, 8, pending=2)
     got = torch.cat([nearest for _, _, nearest in passes])
     d = torch.cdist(x, x)
     d.fill_diagonal_(float("inf"))

@@ -17,9 +17,8 @@ def apply_speed(
 ) -> "SiameseModule":
     """channels_last: convolutions and their inputs in NHWC order (tensor cores read it without
     a transpose); compile: the encoder through torch.compile (mode reduce-overhead captures CUDA
-    graphs), compiled in place so that its parameters keep their names in checkpoints."""
-    if compile_mode not in COMPILE_MODES:
-        raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}")
+    graphs), compiled in place so that its parameters keep their names in checkpoints. The mode is
+    checked with the config (checks.RULES, naming speed.compile_mode) before anything is built."""
     if channels_last:
         module.encoder.to(memory_format=torch.channels_last)
         module.channels_last = True

@@ -112,7 +112,7 @@ def _retrieval_metrics(
         if -(-n // _GROUP) < (k * _GROUPS_PER_NEIGHBOUR if auto else k + 1):
             method = "direct"
     if method == "grouped":
-        blocks = _grouped_neighbours(y, bias, queries, r_queries, k_max, _GROUP, chunk)
+        blocks = _grouped_neighbours(y, bias, queries, r_queries, k_max, k, _GROUP, chunk)
     else:
         blocks = _direct_neighbours(y, bias, queries, r_queries, k_max, chunk)
 
@@ -181,11 +181,13 @@ def _grouped_neighbours(
     queries: Tensor,
     r_queries: Tensor,
     k_max: int,
+    k: int,
     group: int,
     panel: int,
     pending: int = 512,
 ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-    """(queries, their R, their nearest) pass by pass, from half of the distance matrix.
+    """(queries, their R, their nearest) pass by pass, from half of the distance matrix; k is the
+    most neighbours any query needs, max(k_max, largest R).
 
     d(r, c) = b_r + b_c − 2·y_r·y_c is symmetric, so each block of rows [s, e) is computed
     against columns ≥ s only (half the product). The columns are cut into groups of `group`
@@ -198,7 +200,6 @@ def _grouped_neighbours(
     """
     n = y.shape[0]
     n_pad = -(-n // group) * group
-    k = max(k_max, int(r_queries[-1]))
     # one product gives d whole: [y, b, 1]·[−2y, 1, b] = b_r + b_c − 2 y_r·y_c
     ones = torch.ones_like(bias).unsqueeze(1)
     a = torch.cat([y, bias.unsqueeze(1), ones], 1)
