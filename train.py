@@ -2,7 +2,7 @@
 
 import hydra
 
-from siamese.train import train
+from siamese.run.job import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

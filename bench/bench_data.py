@@ -21,7 +21,7 @@ import torch
 from siamese.data.decode import decode_cached, decode_files
 from siamese.data.lazy import LazyImages
 from siamese.data.samplers import PairSampler
-from siamese.data.synthetic import SyntheticGlyphs
+from siamese.data.sources.synthetic import SyntheticGlyphs
 from siamese.models.backbones import ConvNet
 
 

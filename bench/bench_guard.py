@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from siamese.guards import DivergenceGuard
+from siamese.run.guards import DivergenceGuard
 
 
 class Net(pl.LightningModule):

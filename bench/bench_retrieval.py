@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from siamese.distances import distance_matrix
+from siamese.core.distances import distance_matrix
 from siamese.metrics import retrieval_metrics
 from siamese.metrics.retrieval import average_precision_at_r
 

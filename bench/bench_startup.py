@@ -1,8 +1,8 @@
-"""Start-up cost: import time of siamese.train and the wall time of a one-step tiny run.
+"""Start-up cost: import time of siamese.run.job and the wall time of a one-step tiny run.
 
     python bench/bench_startup.py [--repeat 3] [--without torchvision scipy matplotlib] [--json]
 
-- import: `python -X importtime -c "import siamese.train"` (sum of every module's own time, and
+- import: `python -X importtime -c "import siamese.run.job"` (sum of every module's own time, and
   the heaviest imports with what pulled them in), and the plain wall time of that import minus an
   empty interpreter's;
 - run: `python train.py` on tiny data for one training step (val and test still run), no logger.
@@ -52,7 +52,7 @@ def environment(farm: Path | None) -> tuple[list[str], dict]:
 
 def import_profile(python: list[str], env: dict) -> dict:
     done = subprocess.run(
-        [*python, "-X", "importtime", "-c", "import siamese.train"],
+        [*python, "-X", "importtime", "-c", "import siamese.run.job"],
         env=env,
         capture_output=True,
         text=True,
@@ -95,13 +95,13 @@ LAYERS = {
     "+ torchmetrics": "import torchmetrics",
     "+ pytorch_lightning": "import pytorch_lightning",
     "+ hydra": "import hydra.utils, hydra.core.hydra_config",
-    "+ siamese.train": "import siamese.train",
+    "+ siamese.run.job": "import siamese.run.job",
 }
 
 
 def measure(python: list[str], env: dict, run_dir: Path) -> dict:
     empty = wall([*python, "-c", "pass"], env)
-    imports = wall([*python, "-c", "import siamese.train"], env) - empty
+    imports = wall([*python, "-c", "import siamese.run.job"], env) - empty
     layers, code = {}, []
     for name, line in LAYERS.items():
         code.append(line)

@@ -29,9 +29,9 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 
-from siamese.build import build
-from siamese.callbacks import DataOnDevice
-from siamese.config import register
+from siamese.config.schemas import register
+from siamese.data.batches import DataOnDevice
+from siamese.run.build import build
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from siamese.config import register
+from siamese.config.schemas import register
 from tests.helpers import CONF, TINY
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from siamese.atomic import (
+from siamese.core.atomic import (
     AtomicCheckpointIO,
     AtomicWriteError,
     atomic_torch_save,
@@ -69,7 +69,7 @@ def test_an_exception_raised_mid_write_keeps_the_previous_file(tmp_path):
         f.write(b"half")
         raise KeyboardInterrupt  # a signal raised as an exception, mid-write
 
-    from siamese.atomic import atomic_write
+    from siamese.core.atomic import atomic_write
 
     with pytest.raises(KeyboardInterrupt):
         atomic_write(path, interrupted)
@@ -117,7 +117,7 @@ def test_torch_save_and_leftovers_of_a_kill(tmp_path):
 
 KILLED_AT_RENAME = """
 import os, signal, sys, torch
-from siamese.atomic import AtomicCheckpointIO
+from siamese.core.atomic import AtomicCheckpointIO
 os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # dies between write and rename
 AtomicCheckpointIO().save_checkpoint({"global_step": 2, "w": torch.zeros(10_000)}, sys.argv[1])
 """

@@ -14,13 +14,13 @@ import yaml
 from hydra.core.utils import JobReturn, JobStatus
 
 from hydra_plugins.siamese_tune.tune_sweeper import _WorstOnFailure
-from siamese.build import build_node
 from siamese.compare.collect import images_per_step, read_compare
 from siamese.compare.controls import controls
-from siamese.compare.report import paired, verdict, write_compare_report
 from siamese.compare.run import confirm_command, confirm_seeds
+from siamese.compare.summary import paired, verdict, write_compare_report
 from siamese.compare.trials import check_direction, read_records
 from siamese.report.__main__ import main as report_main
+from siamese.run.build import build_node
 from tests.helpers import CONF, ROOT, TINY
 
 # --- the sweeper: a failed trial is the worst score, never an exception ----------------------------

@@ -5,9 +5,9 @@ import torch
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from siamese.build import build, build_scorer
-from siamese.checks import check_config
-from siamese.data import SyntheticGlyphs
+from siamese.config.checks import check_config
+from siamese.data.sources.synthetic import SyntheticGlyphs
+from siamese.run.build import build, build_scorer
 from tests.helpers import fake_mnist, options, write_glyph_folder
 
 GROUPS = [

@@ -14,17 +14,17 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from siamese.dashboards import (
+from siamese.data.sources.synthetic import SyntheticGlyphs
+from siamese.metrics.dashboards import (
     log_distance_histograms,
     log_projector,
     log_verification_curves,
     log_worst_errors,
-    pair_distances,
     select_points,
     worst_errors_grid,
     worst_pairs,
 )
-from siamese.data import SyntheticGlyphs
+from siamese.metrics.scoring import Scorer
 
 CLASSES = ["alpha", "beta", "gamma", "delta"]
 
@@ -40,7 +40,7 @@ def tiny_split():
 
 def write_run(logdir: Path, max_points: int = 12) -> dict:
     data, embeddings, pairs = tiny_split()
-    d, same = pair_distances(embeddings, data.labels, pairs)
+    d, same = Scorer().pair_distances(embeddings, data.labels, pairs)
     assert same.any() and (~same).any()
     with SummaryWriter(str(logdir)) as writer:
         for epoch in range(2):

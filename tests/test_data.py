@@ -5,7 +5,9 @@ import functools
 import pytest
 import torch
 
-from siamese.data import PairSampler, PKSampler, SiameseDataModule, SyntheticGlyphs, TripletSampler
+from siamese.data.datamodule import SiameseDataModule
+from siamese.data.samplers import PairSampler, PKSampler, TripletSampler
+from siamese.data.sources.synthetic import SyntheticGlyphs
 from siamese.data.splits import split_indices
 
 SMALL = SyntheticGlyphs(num_classes=12, samples_per_class=6, image_size=16)

@@ -14,12 +14,12 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch import Tensor, nn
 
-from siamese.build import build_module
-from siamese.checkpoint import CONFIG_KEY
-from siamese.config import register
-from siamese.data import SyntheticGlyphs
+from siamese.config.schemas import register
+from siamese.data.sources.synthetic import SyntheticGlyphs
 from siamese.export import ExportError, export_checkpoint, export_module
-from siamese.exported import load_model, meta_path
+from siamese.inference import load_model, meta_path
+from siamese.run.build import build_module
+from siamese.run.checkpoint import CONFIG_KEY
 from siamese.search import search
 from siamese.verify import verify
 from tests.helpers import ROOT, TINY, options
@@ -169,7 +169,7 @@ def test_exported_models_load_without_lightning_or_hydra(mlp_ckpt, tmp_path):
     a, b = write_pngs(tmp_path / "img", glyphs(2))
     code = f"""
 import sys
-from siamese.exported import load_model
+from siamese.inference import load_model
 from siamese.verify import verify
 for path in ({str(onnx)!r}, {str(script)!r}):
     print(verify(load_model(path), {str(a)!r}, {str(b)!r}))

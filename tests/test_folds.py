@@ -10,13 +10,13 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from hydra_plugins.siamese_tune.tune_sweeper import _WorstOnFailure
-from siamese.build import build_node
-from siamese.checks import ConfigValueError
 from siamese.compare.collect import read_compare
-from siamese.compare.report import write_compare_report
 from siamese.compare.run import confirm_command
+from siamese.compare.summary import write_compare_report
 from siamese.compare.trials import fold_count, read_records
+from siamese.config.checks import ConfigValueError
 from siamese.data.splits import split_indices
+from siamese.run.build import build_node
 from tests.test_compare import compare_dir  # noqa: F401  (a fixture)
 
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}

@@ -10,8 +10,8 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
-from siamese.atomic import AtomicCheckpointIO
-from siamese.guards import DivergenceError, DivergenceGuard, finite_or_raise
+from siamese.core.atomic import AtomicCheckpointIO
+from siamese.run.guards import DivergenceError, DivergenceGuard, finite_or_raise
 
 
 class Tiny(pl.LightningModule):

@@ -7,13 +7,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from siamese.distances import distance_matrix
+from siamese.core.distances import distance_matrix
 from siamese.metrics import (
     accuracy_at,
     choose_threshold,
     equal_error_rate,
+    knn,
     one_shot_accuracy,
-    retrieval,
     retrieval_metrics,
     roc_auc,
     verification_metrics,
@@ -132,10 +132,10 @@ def test_retrieval_matches_brute_force(sizes, kind, chunk_size):
 @pytest.mark.parametrize("chunk_size", [1024, 6])
 def test_grouped_retrieval_matches_brute_force(sizes, kind, chunk_size, monkeypatch):
     # groups of 2 so that 60 samples make 30 groups, more than the k = 25 sought
-    monkeypatch.setattr(retrieval, "_GROUP", 2)
+    monkeypatch.setattr(knn, "_GROUP", 2)
     emb, labels = clustered(sizes, seed=len(sizes))
     used = []
-    monkeypatch.setattr(retrieval, "_grouped_neighbours", _spy(retrieval._grouped_neighbours, used))
+    monkeypatch.setattr(knn, "grouped", _spy(knn.grouped, used))
     got = retrieval_metrics(emb, labels, KS, kind, chunk_size, method="grouped")
     assert used, "the grouped search did not run"
     assert got == pytest.approx(brute_retrieval(emb, labels, KS, kind), abs=1e-12)
@@ -156,7 +156,7 @@ def test_grouped_neighbours_are_the_nearest(n):
     x = torch.randn(n, 5, generator=g, dtype=torch.float64)
     queries = torch.arange(n)
     r = torch.full((n,), 9)
-    passes = retrieval._grouped_neighbours(x, x.pow(2).sum(1), queries, r, 9, 9, 4, 8, pending=2)
+    passes = knn.grouped(x, x.pow(2).sum(1), queries, r, 9, 9, 4, 8, pending=2)
     got = torch.cat([nearest for _, _, nearest in passes])
     d = torch.cdist(x, x)
     d.fill_diagonal_(float("inf"))
@@ -165,10 +165,10 @@ def test_grouped_neighbours_are_the_nearest(n):
 
 def test_retrieval_picks_grouped_on_a_cpu_at_scale(monkeypatch):
     g = torch.Generator().manual_seed(0)
-    n = retrieval._GROUPED_MIN_N
+    n = knn._GROUPED_MIN_N
     emb, labels = torch.randn(n, 8, generator=g), torch.randint(0, 2000, (n,), generator=g)
     used = []
-    monkeypatch.setattr(retrieval, "_grouped_neighbours", _spy(retrieval._grouped_neighbours, used))
+    monkeypatch.setattr(knn, "grouped", _spy(knn.grouped, used))
     auto = retrieval_metrics(emb, labels, KS)
     assert len(used) == 1
     # float32 rounds the two methods' distances differently: only near ties may differ

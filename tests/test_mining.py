@@ -7,7 +7,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from siamese.distances import distance_matrix
+from siamese.core.distances import distance_matrix
 from siamese.losses import (
     ContrastiveAllPairsLoss,
     TripletBatchAllLoss,

@@ -73,7 +73,7 @@ def test_pretrained_resnet_offline_fails_clearly():
 
 
 def test_distance_matrix_stays_float32_under_bf16_autocast():
-    from siamese.distances import distance_matrix
+    from siamese.core.distances import distance_matrix
 
     torch.manual_seed(0)
     x = torch.randn(64, 32) * 3 + 5  # large norms: the expanded form cancels in bf16

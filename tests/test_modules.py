@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from siamese.build import build
+from siamese.run.build import build
 from tests.helpers import options
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from siamese.data import SyntheticGlyphs
+from siamese.data.sources.synthetic import SyntheticGlyphs
 from tests.helpers import ROOT, TINY, fake_mnist, write_glyph_folder
 
 pytestmark = pytest.mark.slow

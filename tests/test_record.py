@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from siamese.record import (
+from siamese.run.record import (
     RunFolderError,
     RunRecord,
     check_run_folder,

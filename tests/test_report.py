@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from siamese.report import collect, latest_sweep, paired_difference, summarize, t_quantile
-from siamese.report.compare import skip_reason
+from siamese.report.pairing import skip_reason
 from siamese.report.render import markdown_table
 from siamese.report.write import write_report
 

@@ -16,8 +16,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from siamese.atomic import AtomicCheckpointIO
-from siamese.signals import Interrupted, StopOnSignal
+from siamese.core.atomic import AtomicCheckpointIO
+from siamese.run.signals import Interrupted, StopOnSignal
 from tests.helpers import ROOT
 from tests.test_guards import Tiny, loader
 

@@ -18,10 +18,11 @@ from siamese.data.images import ALPHA_BACKGROUND, ImageDecodeError, load_image
 from siamese.data.imageset import SPLIT_CODES, ImageSet
 from siamese.data.lazy import LazyImages
 from siamese.data.samplers import ClassIndex, PairSampler
-from siamese.data.sources import CSVManifest, ImageFolder
+from siamese.data.sources.folder import ImageFolder
+from siamese.data.sources.manifest import CSVManifest
+from siamese.data.sources.synthetic import SyntheticGlyphs
+from siamese.data.sources.torchvision_sets import TorchvisionDataset
 from siamese.data.splits import split_indices
-from siamese.data.synthetic import SyntheticGlyphs
-from siamese.data.tvdata import TorchvisionDataset
 from tests.helpers import fake_mnist, pil, write_glyph_folder
 
 
@@ -405,7 +406,7 @@ def test_a_failed_download_removes_its_partial_files(tmp_path, monkeypatch):
 
     import torchvision.datasets.mnist as mnist
 
-    import siamese.data.tvdata as tvdata
+    import siamese.data.sources.torchvision_sets as tvdata
 
     def partial(url, download_root, filename=None, md5=None, **kw):
         (Path(download_root) / filename).write_bytes(b"half a file")

@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-from siamese.build import build
-from siamese.checks import ConfigValueError, check_config
-from siamese.train import _allowed_on_resume
+from siamese.config.checks import ConfigValueError, check_config
+from siamese.run.build import build
+from siamese.run.resume import _allowed_on_resume
 from tests.helpers import ROOT, TINY
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from siamese.data import SyntheticGlyphs
+from siamese.data.sources.synthetic import SyntheticGlyphs
 from tests.helpers import ROOT, TINY, write_glyph_folder
 
 pytestmark = pytest.mark.slow
@@ -145,7 +145,7 @@ def test_ddp_on_two_cpu_processes_writes_one_record(tmp_path):
 
 
 def test_only_a_requeued_slurm_job_may_rerun_in_its_running_folder(tmp_path):
-    from siamese.record import RunRecord
+    from siamese.run.record import RunRecord
 
     RunRecord(tmp_path, {})  # a job preempted mid-run: its record says running
     with pytest.raises(FileExistsError, match="never reused"):

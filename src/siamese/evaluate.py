@@ -9,13 +9,13 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from siamese.atomic import atomic_write_json, new_file
-from siamese.build import build_scorer, datamodule_node
-from siamese.checkpoint import load_checkpoint
-from siamese.checks import build_node
-from siamese.config import DataModuleConf
+from siamese.config.checks import build_node
+from siamese.config.schemas import DataModuleConf
+from siamese.core.atomic import atomic_write_json, new_file
 from siamese.keyvalue import argv, parse
-from siamese.scoring import score_split
+from siamese.metrics.scoring import score_split
+from siamese.run.build import build_scorer, datamodule_node
+from siamese.run.restore import load_checkpoint
 
 USAGE = "python -m siamese.evaluate ckpt_path=FILE [data.KEY=VALUE ...]"
 

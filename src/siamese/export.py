@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from siamese.atomic import atomic_write_json, new_file
-from siamese.callbacks import CLASS_NAMES_KEY
-from siamese.exported import DEFAULT_RESIZE, meta_path
+from siamese.core.atomic import atomic_write_json, new_file
+from siamese.inference import DEFAULT_RESIZE, meta_path
 from siamese.keyvalue import argv, parse
+from siamese.run.checkpoint import CLASS_NAMES_KEY
 
 USAGE = "python -m siamese.export ckpt_path=FILE format=onnx|torchscript [out=DIR]"
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -146,7 +146,7 @@ def _export_torchscript(net: nn.Module, example: Tensor, path: Path, cfg) -> Non
 
 def _check(fmt: str, path: Path, module, cfg) -> None:
     """The exported file, loaded back as a user would, must embed like module.embed."""
-    from siamese.exported import load_model
+    from siamese.inference import load_model
 
     images = _example(cfg, 3, seed=1)  # another batch size than the traced one
     with torch.inference_mode():
@@ -200,7 +200,8 @@ def default_out_dir(ckpt_path: str | Path) -> Path:
 def export_checkpoint(
     ckpt_path: str | Path, fmt: str, out_dir: str | Path | None = None
 ) -> tuple[Path, Path]:
-    from siamese.checkpoint import read_checkpoint, rebuild
+    from siamese.run.checkpoint import read_checkpoint
+    from siamese.run.restore import rebuild
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from siamese.distances import distance_matrix
-from siamese.exported import Model, load_images, load_model
+from siamese.core.distances import distance_matrix
+from siamese.inference import Model, load_images, load_model
 from siamese.keyvalue import UsageError, argv, parse
 from siamese.verify import model_argument
 

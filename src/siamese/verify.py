@@ -4,7 +4,7 @@ val, and the verdict (same when d < τ). An exported model needs neither Lightni
 
 from pathlib import Path
 
-from siamese.exported import Model, load_images, load_model
+from siamese.inference import Model, load_images, load_model
 from siamese.keyvalue import UsageError, argv, parse
 
 USAGE = "python -m siamese.verify ckpt_path=FILE|model=FILE IMAGE_A IMAGE_B"

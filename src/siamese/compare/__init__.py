@@ -5,8 +5,8 @@ the report of a compare folder."""
 
 from siamese.compare.collect import Method, Trial, is_compare_folder, read_compare
 from siamese.compare.controls import Controls, controls
-from siamese.compare.report import paired, write_compare_report
 from siamese.compare.run import CompareError, compare
+from siamese.compare.summary import paired, write_compare_report
 
 __all__ = [
     "CompareError",

@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from siamese.compare.trials import COMPLETED, SEARCH_FILE, read_records
-from siamese.record import METRICS_FILE
 from siamese.report.collect import Job, SweepError, collect
+from siamese.run.record import METRICS_FILE
 
 COMPARE_FILE = "compare.json"
 TUNE, CONFIRM = "tune", "confirm"

@@ -17,7 +17,7 @@ from itertools import count, islice
 from pathlib import Path
 
 from siamese.compare.collect import COMPARE_FILE, CONFIRM, TUNE, read_config, read_method
-from siamese.compare.report import write_compare_report
+from siamese.compare.summary import write_compare_report
 from siamese.report.collect import override_key
 
 ROOT = Path("outputs") / "compare"

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from siamese.atomic import atomic_torch_save
+from siamese.core.atomic import atomic_torch_save
 from siamese.data.images import ImageDecodeError, check_decode_options, load_image
 
 log = logging.getLogger(__name__)

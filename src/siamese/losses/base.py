@@ -6,7 +6,7 @@ from typing import ClassVar
 from omegaconf import MISSING
 from torch import Tensor, nn
 
-from siamese.distances import Distance, check_distance
+from siamese.core.distances import Distance, check_distance
 
 
 @dataclass

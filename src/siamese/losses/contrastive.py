@@ -2,7 +2,7 @@
 
 from torch import Tensor
 
-from siamese.distances import pair_distance
+from siamese.core.distances import pair_distance
 from siamese.losses.base import LossConf, SiameseLoss, positive
 
 SCHEMAS = {"contrastive": LossConf}

@@ -11,7 +11,7 @@ import torch
 from omegaconf import MISSING
 from torch import Tensor
 
-from siamese.distances import distance_matrix
+from siamese.core.distances import distance_matrix
 from siamese.losses.base import LossConf, SiameseLoss, masked_mean, positive
 from siamese.losses.contrastive import contrastive_terms
 from siamese.losses.mining import (

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from omegaconf import MISSING
 from torch import Tensor
 
-from siamese.distances import pair_distance
+from siamese.core.distances import pair_distance
 from siamese.losses.base import LossConf, SiameseLoss, positive
 
 

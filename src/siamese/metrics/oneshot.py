@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor
 
-from siamese.distances import Distance, check_distance, pair_distance
+from siamese.core.distances import Distance, check_distance, pair_distance
 
 # trials scored per block: bounds memory at _BLOCK · n_way · D
 _BLOCK = 4096

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 
-def _pairs(distances: Tensor, is_same: Tensor) -> tuple[Tensor, Tensor]:
+def checked_pairs(distances: Tensor, is_same: Tensor) -> tuple[Tensor, Tensor]:
     d = torch.as_tensor(distances).detach().to("cpu", torch.float64)
     y = torch.as_tensor(is_same).detach().to("cpu") != 0
     if d.ndim != 1 or y.shape != d.shape:
@@ -30,7 +30,7 @@ def _need_both_classes(y: Tensor, what: str) -> None:
         raise ValueError(f"{what} needs both classes of pairs, got only {only} pairs")
 
 
-def _sweep(d: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def threshold_sweep(d: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Sweep τ upwards over the m distinct distances u_1 < … < u_m.
 
     Returns the candidate thresholds τ_0..τ_m and, for each, the positive and negative pairs with
@@ -55,9 +55,9 @@ def roc_auc(distances: Tensor, is_same: Tensor) -> float:
     Mann–Whitney U statistic with average ranks for ties, divided by n₊·n₋.
     Raises ValueError when only one class of pairs is present.
     """
-    d, y = _pairs(distances, is_same)
+    d, y = checked_pairs(distances, is_same)
     _need_both_classes(y, "roc_auc")
-    _, pos, neg = _sweep(d, y)
+    _, pos, neg = threshold_sweep(d, y)
     pos_g, neg_g = pos.diff().double(), neg.diff().double()
     # each negative beats the positives in smaller groups and ties with half of its own group
     wins = (neg_g * (pos[:-1].double() + pos_g / 2)).sum()
@@ -68,13 +68,13 @@ def equal_error_rate(distances: Tensor, is_same: Tensor) -> tuple[float, float]:
     """(EER, τ at the EER): where false accept rate FAR(τ) = P(d < τ | different) equals
     false reject rate FRR(τ) = P(d ≥ τ | same).
 
-    FAR − FRR rises strictly along the ROC points of `_sweep`; the EER and its τ are linearly
+    FAR − FRR rises strictly along the ROC points of `threshold_sweep`; the EER and its τ are linearly
     interpolated between the two points where it changes sign.
     Raises ValueError when only one class of pairs is present.
     """
-    d, y = _pairs(distances, is_same)
+    d, y = checked_pairs(distances, is_same)
     _need_both_classes(y, "equal_error_rate")
-    taus, pos, neg = _sweep(d, y)
+    taus, pos, neg = threshold_sweep(d, y)
     far = neg.double() / neg[-1]
     frr = 1.0 - pos.double() / pos[-1]
     gap = far - frr  # −1 at τ_0, +1 at τ_m
@@ -92,15 +92,15 @@ def choose_threshold(distances: Tensor, is_same: Tensor) -> float:
     (accept none) and max d + 1 (accept all); on ties in accuracy the smallest τ wins.
     One sort and cumulative sums: O(n log n).
     """
-    d, y = _pairs(distances, is_same)
-    taus, pos, neg = _sweep(d, y)
+    d, y = checked_pairs(distances, is_same)
+    taus, pos, neg = threshold_sweep(d, y)
     correct = pos + (neg[-1] - neg)
     return float(taus[torch.argmax(correct)])  # argmax returns the first (smallest τ) maximum
 
 
 def accuracy_at(distances: Tensor, is_same: Tensor, threshold: float) -> float:
     """Fraction of pairs where (d < threshold) agrees with is_same."""
-    d, y = _pairs(distances, is_same)
+    d, y = checked_pairs(distances, is_same)
     return float(((d < threshold) == y).double().mean())
 
 
@@ -148,9 +148,9 @@ def threshold_at_fmr(distances: Tensor, is_same: Tensor, target: float) -> float
     Raises ValueError when only one class of pairs is present.
     """
     target = _check_target(target)
-    d, y = _pairs(distances, is_same)
+    d, y = checked_pairs(distances, is_same)
     _need_both_classes(y, "threshold_at_fmr")
-    _, pos, neg = _sweep(d, y)
+    _, pos, neg = threshold_sweep(d, y)
     u = torch.unique(d)  # sorted; accepting the k smallest groups gives neg[k] false matches
     fmr = neg.double() / neg[-1]
     # FMR rises with k and reaches 1 at k = m: the largest admissible k is below m
@@ -171,7 +171,7 @@ def fnmr_at_fmr(
     - "fnmr_at_fmr_1e-02": FNMR(τ) = P(d ≥ τ | same);
     - "fmr_at_fmr_1e-02": the FMR(τ) = P(d < τ | different) achieved on these pairs (≤ t on val).
     """
-    d, y = _pairs(distances, is_same)
+    d, y = checked_pairs(distances, is_same)
     _need_both_classes(y, "fnmr_at_fmr")
     out = {}
     for target in targets:

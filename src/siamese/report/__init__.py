@@ -2,7 +2,7 @@
 and writes report.md, report.csv and report.png into it."""
 
 from siamese.report.collect import Job, SweepError, collect, latest_sweep
-from siamese.report.compare import Difference, paired_difference, pairs
+from siamese.report.pairing import Difference, paired_difference, pairs
 from siamese.report.stats import mean_std, t_cdf, t_quantile
 from siamese.report.table import Row, Table, summarize
 from siamese.report.write import write_report

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sweep_dir = args.sweep_dir or latest_sweep()
         if is_compare_folder(sweep_dir):
-            from siamese.compare.report import write_compare_report
+            from siamese.compare.summary import write_compare_report
 
             paths = write_compare_report(sweep_dir)
         else:

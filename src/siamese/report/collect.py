@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from siamese.record import METRICS_FILE
+from siamese.run.record import METRICS_FILE
 
 COMPLETED, FAILED, MISSING = "completed", "failed", "missing"
 HYDRA_OVERRIDES = Path(".hydra") / "overrides.yaml"

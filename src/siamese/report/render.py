@@ -5,7 +5,7 @@ import io
 from pathlib import Path
 
 from siamese.report.collect import Job, override_key
-from siamese.report.compare import A, B, paired_difference, skip_reason
+from siamese.report.pairing import A, B, paired_difference, skip_reason
 from siamese.report.table import DECIMALS, PREFIX, Table, higher_is_better
 
 MINUS = "\u2212"  # a typographic minus lines up with "+" and reads as one in prose

@@ -19,7 +19,7 @@ from torch import Tensor
 from siamese.data.decode import cache_root
 from siamese.data.images import convert_image
 from siamese.data.imageset import FREE, SPLIT_CODES, ImageSet
-from siamese.data.sources import _Decoding, _Entry
+from siamese.data.sources.files import DecodedSource, Entry
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ EXPECTED: dict[str, list[str]] = {
 TORCHVISION_NAMES = tuple(EXPECTED)
 
 
-class TorchvisionDataset(_Decoding):
+class TorchvisionDataset(DecodedSource):
     """`official_split`: the data set's own test set becomes the test split (a given split) and
     its training set is divided into train/val by data.split_by. None means: True for Omniglot
     (background set for train/val, evaluation set for test: the one-shot protocol), False for the
@@ -173,7 +173,7 @@ class TorchvisionDataset(_Decoding):
 
     def _omniglot(self) -> ImageSet:
         base = self.root / "omniglot-py"
-        entries: list[_Entry] = []
+        entries: list[Entry] = []
         for folder, code in (
             ("images_background", FREE),
             ("images_evaluation", SPLIT_CODES["test"]),
@@ -181,7 +181,7 @@ class TorchvisionDataset(_Decoding):
             code = code if self.official_split else FREE
             for png in sorted((base / folder).glob("*/*/*.png")):
                 label = f"{png.parent.parent.name}/{png.parent.name}"  # alphabet/character
-                entries.append(_Entry(png, label, code))
+                entries.append(Entry(png, label, code))
         if not entries:
             raise FileNotFoundError(self._missing_message(self.missing(), "no PNG files found"))
         return self._build(entries, base, "omniglot", f"Omniglot in {base}")

@@ -21,7 +21,7 @@ from siamese.compare.collect import (
     read_compare,
 )
 from siamese.compare.controls import control_lines, controls
-from siamese.report.compare import Difference
+from siamese.report.pairing import Difference
 from siamese.report.render import ABSENT, MINUS, _markdown_rows, mean_pm_std, number, signed
 from siamese.report.stats import mean_confidence_interval, mean_std
 from siamese.report.table import higher_is_better, metric_order

@@ -1,45 +1,17 @@
-"""Callbacks of a run: the config in every checkpoint, and the scoring of val and test splits."""
+"""The scoring callback: val and test splits scored from the embeddings their loops produced, and
+the TensorBoard pictures drawn from them."""
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 
-from siamese import dashboards
-from siamese.atomic import atomic_torch_save
+from siamese.core.atomic import atomic_torch_save
 from siamese.data.imageset import ImageSet
-from siamese.metrics import fmr_thresholds
-from siamese.scoring import Scorer
-
-CONFIG_KEY = "siamese_config"  # where every checkpoint of this package keeps its resolved config
-
-
-CLASS_NAMES_KEY = "siamese_class_names"  # the training split's classes (an export's metadata)
-
-
-class ConfigInCheckpoint(Callback):
-    """Stores the resolved config (and the training classes' names) in every checkpoint, so a
-    checkpoint alone rebuilds its model."""
-
-    def __init__(self, cfg: DictConfig, class_names: list[str] | None = None):
-        self.config = OmegaConf.to_container(cfg, resolve=True)
-        self.class_names = class_names
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        checkpoint[CONFIG_KEY] = self.config
-        if self.class_names is not None:
-            checkpoint[CLASS_NAMES_KEY] = self.class_names
-
-
-class DataOnDevice(Callback):
-    """Moves the data module's splits and sampling to the run's device once, at set-up."""
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        if trainer.datamodule is not None:
-            trainer.datamodule.place(trainer.strategy.root_device)
+from siamese.metrics import dashboards, fmr_thresholds
+from siamese.metrics.scoring import Scorer
 
 
 @dataclass

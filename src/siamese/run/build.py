@@ -12,15 +12,17 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
-from siamese.atomic import AtomicCheckpointIO
-from siamese.callbacks import ConfigInCheckpoint, Dashboards, DataOnDevice, SplitScores
-from siamese.checks import ConfigValueError, build_node
-from siamese.data import SiameseDataModule
-from siamese.guards import DivergenceGuard
+from siamese.config.checks import ConfigValueError, build_node
+from siamese.core.atomic import AtomicCheckpointIO
+from siamese.data.batches import DataOnDevice
+from siamese.data.datamodule import SiameseDataModule
+from siamese.metrics.callback import Dashboards, SplitScores
+from siamese.metrics.scoring import Scorer
 from siamese.models.encoder import Encoder
-from siamese.modules import SiameseModule
-from siamese.scoring import Scorer
-from siamese.speed import apply_speed
+from siamese.models.lightning import SiameseModule
+from siamese.models.speed import apply_speed
+from siamese.run.checkpoint import ConfigInCheckpoint
+from siamese.run.guards import DivergenceGuard
 
 
 def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:

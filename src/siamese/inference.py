@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from siamese.distances import check_distance, pair_distance
+from siamese.core.distances import check_distance, pair_distance
 
 SUFFIXES = (".ckpt", ".onnx", ".pt")
 DEFAULT_RESIZE = "stretch"  # load_image's own default: how every run before the option resized
@@ -76,7 +76,7 @@ class Model:
 
 class CheckpointModel(Model):
     def __init__(self, path: Path):
-        from siamese.checkpoint import load_checkpoint  # Lightning and Hydra: only for a .ckpt
+        from siamese.run.restore import load_checkpoint  # Lightning and Hydra: only for a .ckpt
 
         self.module, cfg = load_checkpoint(path)
         super().__init__(
@@ -152,7 +152,7 @@ class TorchScriptModel(_ExportedModel):
 
 
 def load_model(path: str | Path, checkpoint: bool = False) -> Model:
-    """A .ckpt (via siamese.checkpoint.load_checkpoint), .onnx or TorchScript .pt as a `Model`;
+    """A .ckpt (via siamese.run.checkpoint.load_checkpoint), .onnx or TorchScript .pt as a `Model`;
     `checkpoint` reads any file as a run's checkpoint, whatever its suffix."""
     path = Path(path)
     if path.is_dir():

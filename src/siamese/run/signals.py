@@ -65,7 +65,7 @@ class StopOnSignal(Callback):
 
     checkpoint_path: where the interrupted run's checkpoint goes (the run's last.ckpt, so a
         resume finds it; written through the trainer's CheckpointIO, atomic with
-        siamese.atomic.AtomicCheckpointIO).
+        siamese.core.atomic.AtomicCheckpointIO).
     on_interrupt: called with the Interrupted about to be raised (signal, step, epoch,
         checkpoint), before the previous handler: e.g. to mark the record interrupted.
     """

@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from siamese.distances import check_distance, pair_distance
+from siamese.core.distances import check_distance, pair_distance
 from siamese.losses import SiameseLoss
 from siamese.models.encoder import Encoder
 
@@ -43,7 +43,7 @@ class SiameseModule(pl.LightningModule):
         check_distance(distance)
         self.distance_kind = distance
         self.augment, self.augment_seed = augment, augment_seed
-        self.channels_last = False  # siamese.speed sets it with the encoder's memory order
+        self.channels_last = False  # siamese.models.speed sets it with the encoder's memory order
         self._augment_generator: torch.Generator | None = None
         self._augmented = 0  # batches augmented so far: a resumed run replays their draws
         # the training split's statistics, kept with the weights so any later use sees the same input

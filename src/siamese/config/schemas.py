@@ -5,7 +5,7 @@ its `_target_`), which extends the schema (`defaults: [/schema/<group>/<name>@_h
 type or an unknown key fails at composition, naming the full key. The loss schemas live beside
 their losses (`siamese.losses.*.SCHEMAS`). Value ranges are checked by the
 constructors of the project's classes and, for the keys that reach other libraries or no object at
-all, by `siamese.checks`.
+all, by `siamese.config.checks`.
 """
 
 import importlib
@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
+
+from siamese.config.resolvers import register_resolvers
 
 
 @dataclass
@@ -325,20 +327,9 @@ def loss_schemas() -> dict[str, type]:
 
 def register() -> None:
     """Store every schema as `schema/<group>/<name>`, and the top-level one as `schema/train`."""
-    from siamese.folders import register_resolvers
-
     register_resolvers()
-    if not OmegaConf.has_resolver("mul"):
-        OmegaConf.register_new_resolver("mul", lambda *xs: _product(xs))
     cs = ConfigStore.instance()
     for group, schemas in (SCHEMAS | {"loss": loss_schemas()}).items():
         for name, node in schemas.items():
             cs.store(group=f"schema/{group}", name=name, node=node)
     cs.store(group="schema", name="train", node=TrainConf)
-
-
-def _product(values) -> int:
-    out = 1
-    for v in values:
-        out *= int(v)
-    return out

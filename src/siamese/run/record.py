@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from siamese.atomic import atomic_write_json, remove_temporaries
+from siamese.core.atomic import atomic_write_json, remove_temporaries
 
 METRICS_FILE = "metrics.json"
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"

@@ -6,18 +6,14 @@ not from the task. `resume=` chooses an existing folder on purpose.
 """
 
 import os
-import re
-import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from siamese.record import METRICS_FILE, slurm_requeued
-
-AUTO = "auto"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,+-]*$")
+from siamese.config.resolvers import AUTO
+from siamese.run.record import METRICS_FILE, slurm_requeued
 
 
 class FolderInUse(SystemExit):
@@ -26,38 +22,6 @@ class FolderInUse(SystemExit):
 
     def __init__(self, message: str):
         super().__init__(f"error: {message}")
-
-
-def run_name(name: Any) -> str:
-    """`name` as a folder name: letters, digits and . _ = , + - only, so that no name can reach
-    outside outputs/ (`a/../../x`) or hide a folder (`.x`)."""
-    text = str(name)
-    if not _NAME.match(text) or ".." in text:
-        raise ValueError(
-            f"name={text!r} cannot be part of a folder name: use letters, digits and . _ = , + -"
-        )
-    return text
-
-
-def run_dir(resume: Any, default: str) -> str:
-    """The run's folder: the one `resume=` names, else a new one (`default`)."""
-    if resume in (None, "", AUTO):
-        return default
-    return str(resume)
-
-
-def hydra_subdir(resume: Any) -> str:
-    """Where Hydra keeps its record of the command: a resumed run's goes beside the original's,
-    which stays as it was."""
-    if resume in (None, ""):
-        return ".hydra"
-    return f".hydra/resumed-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
-
-
-def register_resolvers() -> None:
-    for name, fn in (("run_name", run_name), ("run_dir", run_dir), ("hydra_subdir", hydra_subdir)):
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, fn)
 
 
 def holds_a_run(folder: Path) -> bool:

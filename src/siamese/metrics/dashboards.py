@@ -14,20 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from siamese.distances import pair_distance
-from siamese.metrics.verification import _pairs, _sweep, roc_auc
+from siamese.metrics.verification import checked_pairs, roc_auc, threshold_sweep
 
 THUMBNAIL = 32  # sprite thumbnails at most this many pixels a side: the sprite stays small
 CELL = 64  # height of an image in the worst-errors grid
-
-
-def pair_distances(
-    embeddings: Tensor, labels: Tensor, pairs: Tensor, distance: str = "euclidean"
-) -> tuple[Tensor, Tensor]:
-    """(distances, is_same) of the fixed evaluation pairs (P, 2) of a split, as scoring computes."""
-    e = embeddings.float()
-    d = pair_distance(e[pairs[:, 0]], e[pairs[:, 1]], distance)
-    return d, labels[pairs[:, 0]] == labels[pairs[:, 1]]
 
 
 def select_points(n: int, max_points: int) -> Tensor:
@@ -90,7 +80,7 @@ def log_distance_histograms(
     """Histograms `{prefix}_distances/similar` and `/dissimilar` at this epoch (`step`), and τ as
     a one-value histogram `/tau`: a spike on the same axis, so the separation and the threshold
     are read together as the epochs go by."""
-    d, y = _pairs(distances, is_same)
+    d, y = checked_pairs(distances, is_same)
     group = f"{prefix}_distances"
     if y.any():
         writer.add_histogram(f"{group}/similar", d[y], step)
@@ -103,7 +93,7 @@ def log_distance_histograms(
 def worst_pairs(distances: Tensor, is_same: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Indices of the k most distant similar pairs and the k closest dissimilar pairs, worst first
     (ties: the earlier pair first)."""
-    d, y = _pairs(distances, is_same)
+    d, y = checked_pairs(distances, is_same)
     similar = torch.nonzero(y).squeeze(1)
     dissimilar = torch.nonzero(~y).squeeze(1)
     far = similar[torch.sort(-d[similar], stable=True).indices[:k]]
@@ -170,8 +160,8 @@ def log_worst_errors(
 
 def roc_points(distances: Tensor, is_same: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(FMR, 1 − FNMR, τ) at every threshold between distinct distances: the exact ROC curve."""
-    d, y = _pairs(distances, is_same)
-    taus, pos, neg = _sweep(d, y)
+    d, y = checked_pairs(distances, is_same)
+    taus, pos, neg = threshold_sweep(d, y)
     return neg.double() / neg[-1], pos.double() / pos[-1], taus
 
 
@@ -189,7 +179,7 @@ def log_verification_curves(
     operating point at `tau` marked)."""
     from matplotlib.figure import Figure
 
-    d, y = _pairs(distances, is_same)
+    d, y = checked_pairs(distances, is_same)
     top = float(d.max()) or 1.0
     score = (1.0 - d / top).clamp(0, 1)
     writer.add_pr_curve(f"{prefix}/pr_curve", y, score, step, num_thresholds=num_thresholds)
@@ -219,7 +209,6 @@ __all__ = [
     "log_projector",
     "log_verification_curves",
     "log_worst_errors",
-    "pair_distances",
     "roc_points",
     "select_points",
     "worst_errors_grid",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:  # the config checks read COMPILE_MODES without importing Lightning
-    from siamese.modules import SiameseModule
+    from siamese.models.lightning import SiameseModule
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 

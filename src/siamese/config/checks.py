@@ -16,8 +16,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from siamese.distances import DISTANCES
-from siamese.speed import COMPILE_MODES
+from siamese.core.distances import DISTANCES
+from siamese.models.speed import COMPILE_MODES
 
 
 class ConfigValueError(ValueError):
@@ -92,7 +92,7 @@ def check_config(cfg: DictConfig) -> None:
 def check_known_keys(cfg: DictConfig) -> None:
     """`+key=value` adds a key even where the schema has none; at the top level and in the
     groups that build no object (embedding, evaluation) nothing would read it."""
-    from siamese.config import EmbeddingConf, EvaluationConf, SpeedConf, TrainConf
+    from siamese.config.schemas import EmbeddingConf, EvaluationConf, SpeedConf, TrainConf
 
     for prefix, node, schema in (
         ("", cfg, TrainConf),

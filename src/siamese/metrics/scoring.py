@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from siamese.core.distances import check_distance, pair_distance
 from siamese.data.imageset import ImageSet
-from siamese.distances import check_distance, pair_distance
 from siamese.metrics import (
     fnmr_at_fmr,
     one_shot_accuracy,

@@ -13,14 +13,15 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LambdaCallback
 from pytorch_lightning.utilities import rank_zero_only
 
-from siamese.atomic import atomic_write_text
-from siamese.build import build, build_scorer, make_trainer
-from siamese.checks import ConfigValueError, check_config
-from siamese.config import register
-from siamese.folders import AUTO
-from siamese.record import COMPLETED, RunRecord, newest_checkpoint, read_record, slurm_requeued
-from siamese.scoring import score_split
-from siamese.signals import Interrupted, StopOnSignal
+from siamese.config.checks import ConfigValueError, check_config
+from siamese.config.resolvers import AUTO
+from siamese.config.schemas import register
+from siamese.core.atomic import atomic_write_text
+from siamese.metrics.scoring import score_split
+from siamese.run.build import build, build_scorer, make_trainer
+from siamese.run.record import RunRecord, newest_checkpoint, slurm_requeued
+from siamese.run.resume import completed_metric, resumed_config
+from siamese.run.signals import Interrupted, StopOnSignal
 
 register()
 log = logging.getLogger(__name__)
@@ -60,55 +61,6 @@ def run_info(cfg: DictConfig, run_dir: Path) -> dict:
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         },
     }
-
-
-def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
-    """A resumed run's config: the one saved in its folder. Overrides other than resume= and the
-    device choice (trainer=, trainer.*) and the speed options (speed.*) would make it another run:
-    refused, named."""
-    saved_path = run_dir / "config.yaml"
-    if not saved_path.is_file():
-        raise ConfigValueError(f"resume={run_dir}: {saved_path} does not exist, nothing to resume")
-    overrides = [o for o in HydraConfig.get().overrides.task if not _allowed_on_resume(o)]
-    if overrides:
-        raise ConfigValueError(
-            f"resume={run_dir} continues that run with its own config: {' '.join(overrides)} "
-            f"cannot change it (only the device may: trainer=, trainer.{{{','.join(DEVICE_KEYS)}}}, "
-            "speed.*); "
-            "start a new run instead"
-        )
-    saved = OmegaConf.load(saved_path)
-    given = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
-    for key in DEVICE_KEYS:  # a device chosen on this command line; epochs, steps stay the run's
-        if "trainer" in given or f"trainer.{key}" in given:
-            saved.trainer[key] = cfg.trainer[key]
-    if "speed" not in saved:  # a run saved before the speed options
-        saved.speed = cfg.speed
-    for key in cfg.speed:  # how fast, not what: this command line's choice
-        if f"speed.{key}" in given:
-            saved.speed[key] = cfg.speed[key]
-    saved.resume = cfg.resume
-    return saved
-
-
-DEVICE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
-
-
-def _allowed_on_resume(override: str) -> bool:
-    key = override.split("=", 1)[0].lstrip("+~")
-    device = key.removeprefix("trainer.") in DEVICE_KEYS
-    speed = key.startswith("speed.")
-    return key in ("resume", "trainer") or device or speed or key.startswith("hydra")
-
-
-def completed_metric(run_dir: Path, monitor: str) -> float | None:
-    """resume=auto in a sweep: a job that completed before is not run again; its stored metric
-    goes back to the sweeper."""
-    record = read_record(run_dir)
-    if record is None or record.get("status") != COMPLETED:
-        return None
-    log.info("job already completed: %s (resume=auto skips it)", run_dir)
-    return float(record["metrics"][monitor])
 
 
 def train(cfg: DictConfig) -> float:

@@ -1,0 +1,68 @@
+"""Errors that name what is wrong, and the range checks every class of the project uses.
+
+The convention: a class checks its own arguments and names the argument (`margin must be > 0,
+got -1.0`); whoever builds it from the config puts the node's path in front (`loss.margin must be
+> 0, got -1.0`, see `siamese.run.build.build_node`). Checks of keys that reach other libraries
+name the full key themselves (`siamese.config.checks`).
+"""
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+
+class ConfigValueError(ValueError):
+    """A config value is wrong; the message starts with its full key."""
+
+
+class ArgumentError(ValueError):
+    """An argument of a project class is out of its range: `argument` names it (as the class's
+    signature does), `problem` says what is wrong."""
+
+    def __init__(self, argument: str, problem: str):
+        super().__init__(f"{argument} {problem}")
+        self.argument, self.problem = argument, problem
+
+    def at(self, node: str) -> ConfigValueError:
+        """The same error for the config node at `node` (e.g. "loss"): its full key in front."""
+        return ConfigValueError(f"{node}.{self.argument} {self.problem}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def positive(name: str, value: Any) -> Any:
+    """value > 0 and finite (no learning rate, margin or count is infinite); NaN is refused too."""
+    if not (_number(value) and value > 0 and math.isfinite(value)):
+        raise ArgumentError(name, f"must be > 0, got {value!r}")
+    return value
+
+
+def non_negative(name: str, value: Any) -> Any:
+    if not (_number(value) and value >= 0 and math.isfinite(value)):
+        raise ArgumentError(name, f"must be >= 0, got {value!r}")
+    return value
+
+
+def at_least(name: str, value: Any, low: int) -> int:
+    """An integer >= low."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ArgumentError(name, f"must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def in_range(name: str, value: Any, low: float, high: float, closed: bool = True) -> Any:
+    """low <= value <= high (closed) or low < value < high (open)."""
+    inside = _number(value) and (low <= value <= high if closed else low < value < high)
+    if not inside:
+        bounds = f"[{low}, {high}]" if closed else f"({low}, {high})"
+        raise ArgumentError(name, f"must be in {bounds}, got {value!r}")
+    return value
+
+
+def one_of(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ArgumentError(name, f"must be one of {list(allowed)}, got {value!r}")
+    return value

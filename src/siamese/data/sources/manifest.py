@@ -1,0 +1,76 @@
+"""A CSV manifest: `path,label[,split]` lines, decoded once into an `ImageSet`."""
+
+import csv
+from pathlib import Path
+
+from siamese.data.imageset import FREE, SPLIT_CODES, ImageSet
+from siamese.data.sources.files import DecodedSource, Entry
+
+
+class CSVManifest(DecodedSource):
+    """A CSV file with a header: `path,label` and an optional `split` (train/val/test; empty
+    means drawn by data.split_by). Paths are relative to the manifest's folder (or absolute)."""
+
+    def __init__(
+        self,
+        manifest: str | Path,
+        image_size: int = 32,
+        channels: int = 3,
+        resize: str = "stretch",
+        num_workers: int | None = None,
+        cache: bool = True,
+        skip_bad: bool = False,
+        max_memory_gb: float = 8.0,
+    ):
+        super().__init__(image_size, channels, resize, num_workers, cache, skip_bad, max_memory_gb)
+        self.manifest = Path(manifest).expanduser()
+
+    def __call__(self) -> ImageSet:
+        m = self.manifest
+        if not m.is_file():
+            raise FileNotFoundError(
+                f"data.manifest={str(m)!r} does not exist or is not a file; it should be a CSV "
+                "with a header line: path,label[,split]"
+            )
+        base = m.parent
+        entries: list[Entry] = []
+        missing: list[str] = []
+        with open(m, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            need = [c for c in ("path", "label") if c not in header]
+            if need:
+                raise ValueError(
+                    f"{m}, line 1: the header {reader.fieldnames} lacks column(s) {need}; the "
+                    "first line must name the columns: path,label[,split]"
+                )
+            reader.fieldnames = header
+            for row in reader:
+                where = f"{m.name}, line {reader.line_num}"
+                path, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
+                if not path and not label and not (row.get("split") or "").strip():
+                    continue  # a blank line
+                if not path or not label:
+                    raise ValueError(f"{where}: empty path or label ({row})")
+                split = (row.get("split") or "").strip().lower()
+                if split and split not in SPLIT_CODES:
+                    raise ValueError(
+                        f"{where}: unknown split {split!r}; use one of {list(SPLIT_CODES)} "
+                        "or leave it empty"
+                    )
+                p = Path(path).expanduser()
+                p = p if p.is_absolute() else base / p
+                if not p.is_file():
+                    missing.append(f"{where}: {p}")
+                    continue
+                entries.append(Entry(p, label, SPLIT_CODES.get(split, FREE), where))
+        if missing:
+            shown = "\n  ".join(missing[:10])
+            more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise FileNotFoundError(
+                f"{len(missing)} file(s) named in {m} do not exist (paths are relative to "
+                f"{base}):\n  {shown}{more}"
+            )
+        if not entries:
+            raise ValueError(f"data.manifest={str(m)!r} lists no images")
+        return self._build(entries, base, m.stem, f"data.manifest={str(m)!r}")

@@ -1,0 +1,89 @@
+"""The checkpoint of a run: what the project stores in it (its resolved config, the training
+classes' names) and how it is read back, with the configs of earlier layouts mapped to today's."""
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback
+
+CONFIG_KEY = "siamese_config"  # where every checkpoint of this package keeps its resolved config
+CLASS_NAMES_KEY = "siamese_class_names"  # the training split's classes (an export's metadata)
+
+
+class ConfigInCheckpoint(Callback):
+    """Stores the resolved config (and the training classes' names) in every checkpoint, so a
+    checkpoint alone rebuilds its model."""
+
+    def __init__(self, cfg: DictConfig, class_names: list[str] | None = None):
+        self.config = OmegaConf.to_container(cfg, resolve=True)
+        self.class_names = class_names
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[CONFIG_KEY] = self.config
+        if self.class_names is not None:
+            checkpoint[CLASS_NAMES_KEY] = self.class_names
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint of a siamese run, its config in today's layout; errors name the file and what
+    to use instead."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a directory: name a .ckpt file in it")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise ValueError(f"checkpoint {path} could not be read: {err}") from err
+    if not isinstance(ckpt, dict) or CONFIG_KEY not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(
+            f"{path} is not a checkpoint of a siamese run (no '{CONFIG_KEY}' in it); "
+            "use the last.ckpt or best.ckpt of a run folder"
+        )
+    ckpt[CONFIG_KEY] = upgrade_config(ckpt[CONFIG_KEY])
+    return ckpt
+
+
+# classes that moved: the `_target_` an earlier run stored -> where the class is now
+MOVED = {
+    "siamese.modules.PairSiameseModule": "siamese.models.lightning.PairSiameseModule",
+    "siamese.modules.TripletSiameseModule": "siamese.models.lightning.TripletSiameseModule",
+    "siamese.data.SiameseDataModule": "siamese.data.datamodule.SiameseDataModule",
+    "siamese.data.SyntheticGlyphs": "siamese.data.sources.synthetic.SyntheticGlyphs",
+    "siamese.data.sources.ImageFolder": "siamese.data.sources.folder.ImageFolder",
+    "siamese.data.sources.CSVManifest": "siamese.data.sources.manifest.CSVManifest",
+    "siamese.data.tvdata.TorchvisionDataset": "siamese.data.sources.torchvision_sets.TorchvisionDataset",
+    "siamese.data.PairSampler": "siamese.data.samplers.PairSampler",
+    "siamese.data.TripletSampler": "siamese.data.samplers.TripletSampler",
+    "siamese.data.PKSampler": "siamese.data.samplers.PKSampler",
+    "siamese.losses.ContrastiveLoss": "siamese.losses.contrastive.ContrastiveLoss",
+    "siamese.losses.TripletLoss": "siamese.losses.triplet.TripletLoss",
+    "siamese.losses.SDRNLoss": "siamese.losses.sdrn.SDRNLoss",
+    "siamese.losses.TripletBatchHardLoss": "siamese.losses.mined.TripletBatchHardLoss",
+    "siamese.losses.TripletSemiHardLoss": "siamese.losses.mined.TripletSemiHardLoss",
+    "siamese.losses.TripletBatchAllLoss": "siamese.losses.mined.TripletBatchAllLoss",
+    "siamese.losses.ContrastiveAllPairsLoss": "siamese.losses.mined.ContrastiveAllPairsLoss",
+}
+
+
+def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored config as today's code reads it: moved classes named where they are now."""
+    config = copy.deepcopy(config)
+    _retarget(config)
+    return config
+
+
+def _retarget(node: Any) -> None:
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if isinstance(target, str) and target in MOVED:
+            node["_target_"] = MOVED[target]
+        for value in node.values():
+            _retarget(value)
+    elif isinstance(node, list):
+        for value in node:
+            _retarget(value)
