@@ -27,10 +27,10 @@ train: $(STAMP)  ## train on the embedded synthetic data (extra overrides: make 
 	$(PY) train.py $(ARGS)
 
 test: $(STAMP)  ## the whole test suite, end-to-end runs included (what CI runs)
-	$(PY) -m pytest -m "slow or not slow" $(ARGS)
-
-test-fast: $(STAMP)  ## the fast tests only
 	$(PY) -m pytest $(ARGS)
+
+test-fast: $(STAMP)  ## the fast tests only (the end-to-end runs, marked slow, deselected)
+	$(PY) -m pytest -m "not slow" $(ARGS)
 
 sweep: $(STAMP)  ## the SPRN vs SDRN grid (24 jobs; add ARGS="hydra/launcher=ray ..." for parallel jobs)
 	$(PY) train.py +sweep=sprn_vs_sdrn $(ARGS)

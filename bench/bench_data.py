@@ -112,7 +112,7 @@ def main() -> None:
             }
         )
 
-        sampler = PairSampler(labels, torch.Generator().manual_seed(0))
+        sampler = PairSampler().bind(labels, torch.Generator().manual_seed(0))
         batches = [sampler.sample(args.batch_size) for _ in range(args.batches)]
         per = args.batch_size * 2 * args.batches
         net = ConvNet(c)

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
+from siamese.data.augment import Augmentation
 from siamese.data.imageset import ImageSet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,8 +20,20 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+def option_values(group: str, option: str) -> dict:
+    """The values an option's YAML holds itself (no defaults list, no `_target_`)."""
+    values = OmegaConf.to_container(OmegaConf.load(CONF / group / f"{option}.yaml"))
+    return {k: v for k, v in values.items() if k not in ("defaults", "_target_")}
+
+
+def augmentation(option: str, **changed) -> Augmentation:
+    """The augmentation `augmentation=<option>` builds, with some values changed."""
+    return Augmentation(**(option_values("augmentation", option) | changed))
+
+
 def pil(t: torch.Tensor) -> Image.Image:
-    return Image.fromarray(t.permute(1, 2, 0).numpy())
+    """A (C, H, W) uint8 image, C 1 (grey) or 3 (RGB), as PIL's."""
+    return Image.fromarray(t[0].numpy() if t.shape[0] == 1 else t.permute(1, 2, 0).numpy())
 
 
 def write_glyph_folder(data: ImageSet, root, fmt: str = "png") -> None:

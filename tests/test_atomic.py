@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,6 +51,19 @@ def test_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
     assert oct(path.stat().st_mode & 0o777) != oct(0o600)  # not mkstemp's private mode
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_a_written_file_gets_its_mode_from_the_umask_as_open_gives_it(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        with open(tmp_path / "b.txt", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "a.txt").stat().st_mode == (tmp_path / "b.txt").stat().st_mode
+
+
 def test_a_full_disk_keeps_the_previous_file_and_names_path_and_cause(tmp_path, monkeypatch):
     path = tmp_path / "metrics.json"
     atomic_write_text(path, "old complete content\n")
@@ -89,13 +103,14 @@ def test_checkpoint_io_writes_in_the_target_folder_and_survives_a_full_disk(tmp_
     path = tmp_path / "checkpoints" / "last.ckpt"
     io.save_checkpoint({"w": torch.ones(3), "global_step": 1}, path)
     made = []
-    real_mkstemp = __import__("tempfile").mkstemp
+    real_open = os.open
 
-    def spy(*args, **kwargs):
-        made.append(kwargs.get("dir"))
-        return real_mkstemp(*args, **kwargs)
+    def spy(file, flags, *args, **kwargs):
+        if flags & os.O_EXCL:  # the temporary file
+            made.append(Path(file).parent)
+        return real_open(file, flags, *args, **kwargs)
 
-    monkeypatch.setattr("tempfile.mkstemp", spy)
+    monkeypatch.setattr(os, "open", spy)
     disk_full(monkeypatch, after_bytes=100)
     with pytest.raises(AtomicWriteError, match="No space left on device"):
         io.save_checkpoint({"w": torch.zeros(1000), "global_step": 2}, path)

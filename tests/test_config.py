@@ -1,13 +1,16 @@
 """Every config file composes and builds; bad input fails at start, naming the key."""
 
+import inspect
+
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-from siamese.config.checks import check_config
+from siamese.config.checks import RULES, check_config
 from siamese.data.sources.synthetic import SyntheticGlyphs
-from siamese.run.build import build, build_scorer
+from siamese.run.build import DATAMODULE_KEYS, build, build_scorer
 from tests.helpers import fake_mnist, options, write_glyph_folder
 
 GROUPS = [
@@ -34,7 +37,7 @@ def test_every_group_has_options():
 
 def data_files(option: str, tmp_path) -> list[str]:
     """Files for the data options that read them: a glyph folder, a manifest, a fake MNIST."""
-    glyphs = SyntheticGlyphs(num_classes=20, samples_per_class=6, image_size=16)()
+    glyphs = SyntheticGlyphs(num_classes=20, samples_per_class=6)(image_size=16)
     if option in ("folder", "csv"):
         write_glyph_folder(glyphs, tmp_path / "glyphs")
         rows = [
@@ -103,14 +106,28 @@ def test_sprn_and_sdrn_differ_only_in_loss_sampler_model_and_name(make_config):
         ("optimizer.lr=abc", "optimizer.lr"),
         ("loss.margin=-1", "loss.margin must be > 0, got -1.0"),
         ("trainer.max_epochs=0", "trainer.max_epochs must be > 0, got 0"),
-        ("data.batch_size=0", "data.batch_size must be > 0"),
+        ("data.batch_size=0", "data.batch_size must be an integer >= 1, got 0"),
         ("embedding.distance=manhattan", "embedding.distance must be"),
-        ("normalization.layer=instancenorm", "normalization.layer must be one of"),
+        ("normalization=instancenorm", "Could not find 'normalization/instancenorm'"),
+        (
+            "normalization=groupnorm normalization.max_groups=0",
+            "normalization.max_groups must be an integer >= 1, got 0",
+        ),
+        (
+            "augmentation=light augmentation.hflip=2",
+            "augmentation.hflip must be in [0, 1], got 2.0",
+        ),
+        ("data=csv data.manifest=/nowhere.csv", "data.manifest='/nowhere.csv' does not exist"),
+        ("data.split.train=0.9", "data.split fractions must be > 0 and sum to 1"),
+        ("guard.max_loss=-3", "guard.max_loss must be > 0, got -3.0"),
+        ("evaluation.one_shot_trials=0", "evaluation.one_shot_trials must be an integer >= 1"),
+        ("+checkpoint.every=5", "checkpoint.every is not a setting"),
+        ("+guard.max_grad=5", "guard.max_grad is not a setting"),
         ("loss.marg=1", "Key 'marg' not in"),
         ("evaluation.monitor=val/recall_at_16", "evaluation.monitor must be one of"),
         ("evaluation.recall_ks=[]", "evaluation.recall_ks must be"),
         ("seed=abc", "seed"),
-        ("data.split_by=rows", "data.split_by must be 'classes' or 'samples', got 'rows'"),
+        ("data.split_by=rows", "data.split_by must be one of ['classes', 'samples'], got 'rows'"),
         ("data.source.noise=-5", "data.source.noise must be >= 0, got -5.0"),
         ("optimizer.lr=nan", "optimizer.lr must be > 0, got nan"),
         ("optimizer.lr=inf", "optimizer.lr must be > 0, got inf"),
@@ -137,3 +154,44 @@ def test_bad_override_fails_at_start_naming_the_key(make_config, override, messa
 def test_sampler_that_does_not_match_the_loss_is_refused(make_config):
     with pytest.raises(ValueError, match="sampler draws tuples of 2 but loss TripletLoss"):
         build(make_config("loss=triplet", "sampler=pair"))
+
+
+def composed_options(make_config) -> dict[tuple[str, str], DictConfig]:
+    """Every option of every group composed on its own (with its loss where it needs one)."""
+    needs = {
+        ("sampler", "pair"): ["loss=contrastive"],
+        ("sampler", "pk"): ["loss=triplet_batch_hard"],
+    }
+    needs |= {("model", "pair"): ["loss=contrastive"], ("data", "folder"): ["data.root=x"]}
+    needs |= {("data", "csv"): ["data.manifest=x"]}
+    return {(g, o): make_config(f"{g}={o}", *needs.get((g, o), []), tiny=False) for g, o in CASES}
+
+
+def test_every_checked_key_exists_in_some_option(make_config):
+    configs = composed_options(make_config).values()
+    for key in RULES:
+        assert any(OmegaConf.select(c, key, default=MISSING) is not MISSING for c in configs), key
+
+
+def test_class_defaults_agree_with_the_yaml_of_every_option(make_config):
+    """A default in a class's signature may not say something else than an option's YAML:
+    where they differ, the class must take the value without a default."""
+    for (group, option), cfg in composed_options(make_config).items():
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        values = OmegaConf.to_container(node, resolve=True)
+        nodes = [values]
+        if (
+            group == "data"
+        ):  # the source takes data.source's keys and those beside the data module's
+            beside = {k: v for k, v in values.items() if k not in DATAMODULE_KEYS}
+            nodes.append(values["source"] | beside)
+        for values in nodes:
+            params = inspect.signature(get_class(values["_target_"])).parameters
+            for key, value in values.items():
+                default = params[key].default if key in params else inspect.Parameter.empty
+                if default is inspect.Parameter.empty or key.startswith("_"):
+                    continue
+                default = list(default) if isinstance(default, tuple) else default
+                assert default == value, f"{group}={option}: {key}={value!r}, class: {default!r}"

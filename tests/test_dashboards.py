@@ -30,7 +30,7 @@ CLASSES = ["alpha", "beta", "gamma", "delta"]
 
 
 def tiny_split():
-    data = SyntheticGlyphs(num_classes=4, samples_per_class=5, image_size=16, seed=1)()
+    data = SyntheticGlyphs(num_classes=4, samples_per_class=5, seed=1)(image_size=16)
     g = torch.Generator().manual_seed(0)
     embeddings = torch.randn(20, 8, generator=g) + data.labels[:, None].float()
     pairs = torch.randint(0, 20, (30, 2), generator=g)

@@ -1,7 +1,5 @@
 """The embedded data set, the class split and the samplers."""
 
-import functools
-
 import pytest
 import torch
 
@@ -10,13 +8,13 @@ from siamese.data.samplers import PairSampler, PKSampler, TripletSampler
 from siamese.data.sources.synthetic import SyntheticGlyphs
 from siamese.data.splits import split_indices
 
-SMALL = SyntheticGlyphs(num_classes=12, samples_per_class=6, image_size=16)
+SMALL = SyntheticGlyphs(num_classes=12, samples_per_class=6)
 
 
 def make_datamodule(sampler=PairSampler, seed=0, **kwargs) -> SiameseDataModule:
     dm = SiameseDataModule(
         source=SMALL,
-        sampler=functools.partial(sampler),
+        sampler=sampler(),
         batch_size=8,
         eval_pairs=50,
         seed=seed,
@@ -28,16 +26,16 @@ def make_datamodule(sampler=PairSampler, seed=0, **kwargs) -> SiameseDataModule:
 
 
 def test_synthetic_data_is_deterministic_uint8_and_seeded():
-    a, b = SMALL(), SMALL()
+    a, b = SMALL(image_size=16), SMALL(image_size=16)
     assert a.images.dtype == torch.uint8 and a.images.shape == (72, 3, 16, 16)
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
-    other = SyntheticGlyphs(num_classes=12, samples_per_class=6, image_size=16, seed=1)()
+    other = SyntheticGlyphs(num_classes=12, samples_per_class=6, seed=1)(image_size=16)
     assert not torch.equal(a.images, other.images)
     assert torch.bincount(a.labels).tolist() == [6] * 12
 
 
 def test_samples_of_a_class_differ_but_resemble_each_other():
-    data = SyntheticGlyphs(num_classes=10, samples_per_class=10, image_size=24)()
+    data = SyntheticGlyphs(num_classes=10, samples_per_class=10)(image_size=24)
     x = data.images.float().flatten(1)
     assert not torch.equal(x[0], x[1])  # distorted, not copies
     d = torch.cdist(x, x)
@@ -47,8 +45,8 @@ def test_samples_of_a_class_differ_but_resemble_each_other():
 
 
 def test_pair_sampler_labels_match_what_pairs_claim():
-    labels = SMALL().labels
-    sampler = PairSampler(labels, torch.Generator().manual_seed(0), positive_fraction=0.3)
+    labels = SMALL(image_size=16).labels
+    sampler = PairSampler(positive_fraction=0.3).bind(labels, torch.Generator().manual_seed(0))
     pairs = sampler.sample(4000)
     same = labels[pairs[:, 0]] == labels[pairs[:, 1]]
     assert (pairs[:, 0] != pairs[:, 1]).all()  # a positive is never the anchor itself
@@ -56,8 +54,8 @@ def test_pair_sampler_labels_match_what_pairs_claim():
 
 
 def test_triplet_sampler_gives_anchor_positive_negative():
-    labels = SMALL().labels
-    t = TripletSampler(labels, torch.Generator().manual_seed(0)).sample(2000)
+    labels = SMALL(image_size=16).labels
+    t = TripletSampler().bind(labels, torch.Generator().manual_seed(0)).sample(2000)
     assert (labels[t[:, 0]] == labels[t[:, 1]]).all()
     assert (t[:, 0] != t[:, 1]).all()
     assert (labels[t[:, 0]] != labels[t[:, 2]]).all()
@@ -65,14 +63,14 @@ def test_triplet_sampler_gives_anchor_positive_negative():
 
 
 def test_pk_sampler_gives_p_classes_of_k_distinct_samples():
-    labels = SMALL().labels
-    idx = PKSampler(labels, torch.Generator().manual_seed(0), samples_per_class=3).sample(12)
+    labels = SMALL(image_size=16).labels
+    idx = PKSampler(samples_per_class=3).bind(labels, torch.Generator().manual_seed(0)).sample(12)
     assert idx.shape == (12, 1)
     per_class = labels[idx[:, 0]].view(4, 3)
     assert (per_class == per_class[:, :1]).all() and per_class[:, 0].unique().numel() == 4
     assert idx.unique().numel() == 12
-    with pytest.raises(ValueError, match="data.batch_size=10 must be a multiple"):
-        PKSampler(labels, torch.Generator(), samples_per_class=3).sample(10)
+    with pytest.raises(ValueError, match="^batch_size=10 must be a multiple"):
+        PKSampler(samples_per_class=3).bind(labels, torch.Generator()).sample(10)
 
 
 def test_a_restored_loader_continues_with_the_batches_of_an_uninterrupted_one():
@@ -121,7 +119,7 @@ def test_class_split_is_open_set_and_fixed_by_the_split_seed():
 
 
 def test_sample_split_keeps_every_class_everywhere():
-    labels = SMALL().labels
+    labels = SMALL(image_size=16).labels
     index = split_indices(labels, {"train": 0.5, "val": 0.25, "test": 0.25}, "samples", 0)
     for part in index.values():
         assert labels[part].unique().numel() == 12
@@ -133,7 +131,7 @@ def test_sample_split_keeps_every_class_everywhere():
     [
         ({"split": {"train": 0.5, "val": 0.2, "test": 0.2}}, "sum to 1"),
         ({"split": {"train": 0.05, "val": 0.5, "test": 0.45}}, "at least 2"),
-        ({"split_by": "rows"}, "split_by must be 'classes' or 'samples', got 'rows'"),
+        ({"split_by": "rows"}, r"split_by must be one of \['classes', 'samples'\], got 'rows'"),
     ],
 )
 def test_bad_split_names_the_key(kwargs, message):
@@ -143,7 +141,7 @@ def test_bad_split_names_the_key(kwargs, message):
 
 def test_pk_batches_are_whole_when_every_class_is_smaller_than_k():
     labels = torch.arange(8).repeat_interleave(3)  # 3 samples a class, K = 4: drawn with repeats
-    idx = PKSampler(labels, torch.Generator().manual_seed(0), samples_per_class=4).sample(16)
+    idx = PKSampler(samples_per_class=4).bind(labels, torch.Generator().manual_seed(0)).sample(16)
     assert idx.shape == (16, 1)
     per_class = labels[idx[:, 0]].view(4, 4)
     assert (per_class == per_class[:, :1]).all()

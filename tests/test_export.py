@@ -70,7 +70,7 @@ def mlp_ckpt(tmp_path_factory) -> Path:
 
 
 def glyphs(n: int) -> Tensor:
-    return SyntheticGlyphs(num_classes=n, samples_per_class=1, image_size=SIZE, seed=3)().images
+    return SyntheticGlyphs(num_classes=n, samples_per_class=1, seed=3)(image_size=SIZE).images
 
 
 def write_pngs(folder: Path, images: Tensor) -> list[Path]:

@@ -6,13 +6,19 @@ from torch import nn
 
 from siamese.models.backbones import MLP, ConvNet, ResNet18, TwoBranch
 from siamese.models.encoder import Encoder
-from siamese.models.normalization import NORMALIZATIONS
+from siamese.models.normalization import BatchNorm, GroupNorm, LayerNorm, NoNorm
 
+NORMALIZATIONS = {
+    "batchnorm": BatchNorm(),
+    "layernorm": LayerNorm(),
+    "groupnorm": GroupNorm(max_groups=8),
+    "none": NoNorm(),
+}
 BACKBONES = {
     "convnet": lambda norm: ConvNet(3, (8, 16), norm),
     "mlp": lambda norm: MLP(3 * 16 * 16, (32, 16), ("sigmoid", "tanh"), norm),
     "two_branch": lambda norm: TwoBranch(3, (8, 16), 16, 32, norm),
-    "resnet18": lambda norm: ResNet18(3, None, norm),
+    "resnet18": lambda norm: ResNet18(3, None, False, norm),
 }
 NORM_TYPES = {
     "batchnorm": (nn.BatchNorm1d, nn.BatchNorm2d),
@@ -25,7 +31,7 @@ NORM_TYPES = {
 @pytest.mark.parametrize("norm", NORMALIZATIONS)
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_every_backbone_honours_the_normalization(name, norm):
-    backbone = BACKBONES[name](norm)
+    backbone = BACKBONES[name](NORMALIZATIONS[norm])
     x = torch.rand(4, 3, 16, 16)
     assert backbone(x).shape == (4, backbone.out_features)
     norms = [
@@ -42,15 +48,16 @@ def test_every_backbone_honours_the_normalization(name, norm):
 
 
 def test_mlp_is_sigmoid_then_tanh():
-    acts = [type(m) for m in MLP(12, (8, 4)).modules() if isinstance(m, (nn.Sigmoid, nn.Tanh))]
+    mlp = MLP(12, (8, 4), ("sigmoid", "tanh"), BatchNorm())
+    acts = [type(m) for m in mlp.modules() if isinstance(m, (nn.Sigmoid, nn.Tanh))]
     assert acts == [nn.Sigmoid, nn.Tanh]
-    with pytest.raises(ValueError, match="backbone.activations\\[0\\]"):
-        MLP(12, (8, 4), ("swish", "tanh"))
+    with pytest.raises(ValueError, match="activations\\[0\\] must be one of"):
+        MLP(12, (8, 4), ("swish", "tanh"), BatchNorm())
 
 
 def test_two_branch_sees_colour_that_the_spatial_branch_cannot():
     torch.manual_seed(0)
-    net = TwoBranch(3, (8, 16), 16, 32, "none").eval()
+    net = TwoBranch(3, (8, 16), 16, 32, NoNorm()).eval()
     seen = []
     net.spatial.register_forward_hook(lambda module, args, out: seen.append(args[0]))
     x = torch.rand(1, 3, 16, 16)
@@ -62,14 +69,14 @@ def test_two_branch_sees_colour_that_the_spatial_branch_cannot():
 
 
 def test_l2_normalized_embeddings_lie_on_the_unit_sphere():
-    enc = Encoder(ConvNet(3, (8,), "none"), 5, l2_normalize=True)
+    enc = Encoder(ConvNet(3, (8,), NoNorm()), 5, l2_normalize=True)
     norms = enc(torch.rand(6, 3, 16, 16)).norm(dim=1)
     assert torch.allclose(norms, torch.ones(6), atol=1e-5)
 
 
 def test_pretrained_resnet_offline_fails_clearly():
     with pytest.raises(RuntimeError, match="backbone.weights='NOT_A_WEIGHTS_NAME'"):
-        ResNet18(3, "NOT_A_WEIGHTS_NAME")
+        ResNet18(3, "NOT_A_WEIGHTS_NAME", False, BatchNorm())
 
 
 def test_distance_matrix_stays_float32_under_bf16_autocast():

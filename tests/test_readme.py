@@ -51,7 +51,7 @@ def test_readme_shows_the_commands():
 def user_files(root: Path) -> dict[str, str]:
     """What the README's own-data commands name, written as a user would have it: a folder of
     class folders, a manifest, and MNIST's files where torchvision looks for them."""
-    glyphs = SyntheticGlyphs(num_classes=20, samples_per_class=6, image_size=16)()
+    glyphs = SyntheticGlyphs(num_classes=20, samples_per_class=6)(image_size=16)
     write_glyph_folder(glyphs, root / "faces")
     rows = [
         f"faces/{glyphs.class_names[y]}/{i:04d}.png,{glyphs.class_names[y]}"
@@ -95,7 +95,7 @@ def trained_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("run")
     proc = run(["train.py", *TINY, "data.image_size=16", f"hydra.run.dir={run_dir}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    data = SyntheticGlyphs(num_classes=3, samples_per_class=4, image_size=16, seed=5)()
+    data = SyntheticGlyphs(num_classes=3, samples_per_class=4, seed=5)(image_size=16)
     gallery = run_dir / "images"
     gallery.mkdir()
     for i, img in enumerate(data.images):

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from siamese.data.augment import Augmentation
+from siamese.core.errors import ArgumentError
 from siamese.data.images import ALPHA_BACKGROUND, ImageDecodeError, load_image
 from siamese.data.imageset import SPLIT_CODES, ImageSet
 from siamese.data.lazy import LazyImages
@@ -23,12 +23,13 @@ from siamese.data.sources.manifest import CSVManifest
 from siamese.data.sources.synthetic import SyntheticGlyphs
 from siamese.data.sources.torchvision_sets import TorchvisionDataset
 from siamese.data.splits import split_indices
-from tests.helpers import fake_mnist, pil, write_glyph_folder
+from siamese.models.normalization import BatchNorm, GroupNorm
+from tests.helpers import augmentation, fake_mnist, pil, write_glyph_folder
 
 
 @pytest.fixture(scope="module")
 def glyphs() -> ImageSet:
-    return SyntheticGlyphs(num_classes=6, samples_per_class=5, image_size=16)()
+    return SyntheticGlyphs(num_classes=6, samples_per_class=5)(image_size=16)
 
 
 @pytest.fixture
@@ -109,7 +110,7 @@ def test_unreadable_images_name_the_file(tmp_path, messy):
 
 def test_folder_is_lossless(tmp_path, glyphs):
     write_glyph_folder(glyphs, tmp_path / "png")
-    data = ImageFolder(tmp_path / "png", image_size=16, channels=3, num_workers=2)()
+    data = ImageFolder(tmp_path / "png", num_workers=2)(image_size=16, channels=3)
     assert data.class_names == glyphs.class_names
     assert torch.equal(data.labels, glyphs.labels)
     assert torch.equal(data.images, glyphs.images)
@@ -118,10 +119,10 @@ def test_folder_is_lossless(tmp_path, glyphs):
 
 def test_folder_bad_data(messy, caplog):
     with pytest.raises(ValueError, match=r"(?s)2 unreadable.*corrupt\.png.*truncated\.png"):
-        ImageFolder(messy, image_size=16, cache=False)()
-    source = ImageFolder(messy, image_size=16, skip_bad=True, num_workers=2)
+        ImageFolder(messy, cache=False)(image_size=16)
+    source = ImageFolder(messy, skip_bad=True, num_workers=2)
     with caplog.at_level(logging.INFO):
-        data = source()
+        data = source(image_size=16)
     assert source.stats["bad"] == 2
     assert "lonely" in caplog.text and "fewer than 2 images" in caplog.text
     assert source.stats["left_out_classes"] == ["lonely"]
@@ -131,48 +132,48 @@ def test_folder_bad_data(messy, caplog):
     assert data.class_names == [f"glyph{i:03d}" for i in range(6)]
     assert len(data) == 30 and data.images.shape == (30, 3, 16, 16)
     # streaming leaves out the same files and gathers the same images
-    lazy = ImageFolder(messy, image_size=16, skip_bad=True, max_memory_gb=1e-6)()
+    lazy = ImageFolder(messy, skip_bad=True, max_memory_gb=1e-6)(image_size=16)
     assert isinstance(lazy.images, LazyImages) and len(lazy.images) == 30
     assert torch.equal(lazy.images[torch.arange(30)], data.images)
 
 
 def test_folder_root_errors(tmp_path, glyphs):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        ImageFolder(tmp_path / "nowhere")()
+    with pytest.raises(ArgumentError, match="^root='.*nowhere' does not exist"):
+        ImageFolder(tmp_path / "nowhere")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(NotADirectoryError, match="is a file"):
-        ImageFolder(tmp_path / "file")()
+    with pytest.raises(ArgumentError, match="^root='.*file' is a file"):
+        ImageFolder(tmp_path / "file")
     (tmp_path / "bare").mkdir()
     with pytest.raises(ValueError, match="holds no images"):
-        ImageFolder(tmp_path / "bare")()
+        ImageFolder(tmp_path / "bare")(image_size=32)
     one = tmp_path / "one"
     write_glyph_folder(glyphs.subset(torch.arange(5)), one)
     with pytest.raises(ValueError, match=r"1 usable class\(es\) \['glyph000'\]"):
-        ImageFolder(one, image_size=16)()
+        ImageFolder(one)(image_size=16)
 
 
 def test_decode_cache_hit_and_invalidation(tmp_path, glyphs):
     root = tmp_path / "png"
     write_glyph_folder(glyphs, root)
-    first = ImageFolder(root, image_size=16)
-    a = first()
+    first = ImageFolder(root)
+    a = first(image_size=16)
     assert (
         not first.stats["from_cache"]
         and first.stats["cache_file"].parent == root / ".siamese-cache"
     )
-    second = ImageFolder(root, image_size=16)
-    b = second()
+    second = ImageFolder(root)
+    b = second(image_size=16)
     assert second.stats["from_cache"] and torch.equal(a.images, b.images)
     # other options are another cache entry
-    other = ImageFolder(root, image_size=8)
-    other()
+    other = ImageFolder(root)
+    other(image_size=8)
     assert not other.stats["from_cache"]
     # a changed file invalidates it, and the stale entry is replaced
     changed = root / "glyph003" / "0017.png"
     pil(255 - glyphs.images[17]).save(changed)
     os.utime(changed, ns=(time.time_ns(), time.time_ns() + 10**9))
-    third = ImageFolder(root, image_size=16)
-    c = third()
+    third = ImageFolder(root)
+    c = third(image_size=16)
     assert not third.stats["from_cache"]
     assert torch.equal(c.images[17], 255 - glyphs.images[17])
     assert len(list((root / ".siamese-cache").glob("folder-16px-*.pt"))) == 1
@@ -186,11 +187,11 @@ def test_cache_goes_to_the_cache_folder_when_the_data_folder_is_not_writable(
     write_glyph_folder(glyphs, root)
     (root / ".siamese-cache").write_text("a file where the cache folder would go")
     monkeypatch.setenv("SIAMESE_CACHE", str(tmp_path / "cache"))
-    source = ImageFolder(root, image_size=16)
-    source()
+    source = ImageFolder(root)
+    source(image_size=16)
     assert (tmp_path / "cache" / "decoded") in source.stats["cache_file"].parents
-    again = ImageFolder(root, image_size=16)
-    again()
+    again = ImageFolder(root)
+    again(image_size=16)
     assert again.stats["from_cache"]
 
 
@@ -219,7 +220,7 @@ def test_manifest_with_given_split(tmp_path, glyphs):
         rows.append(
             f"img/{glyphs.class_names[label]}/{i:04d}.png,{glyphs.class_names[label]},{split}"
         )
-    data = CSVManifest(write_manifest(tmp_path, glyphs, rows), image_size=16)()
+    data = CSVManifest(write_manifest(tmp_path, glyphs, rows))(image_size=16)
     assert torch.equal(data.images, glyphs.images) and data.class_names == glyphs.class_names
     index = split_indices(
         data.labels, {"train": 0.6, "val": 0.2, "test": 0.2}, "classes", 0, given=data.split
@@ -231,20 +232,20 @@ def test_manifest_with_given_split(tmp_path, glyphs):
 def test_manifest_errors_name_the_line(tmp_path, glyphs):
     path = write_manifest(tmp_path, glyphs, ["img/glyph000/0000.png,glyph000"], header="file,label")
     with pytest.raises(ValueError, match=r"line 1.*lacks column\(s\) \['path'\]"):
-        CSVManifest(path)()
+        CSVManifest(path)(image_size=32)
     rows = ["img/glyph000/0000.png,glyph000,train", "img/glyph000/0001.png,glyph000,holdout"]
     with pytest.raises(ValueError, match="line 3: unknown split 'holdout'"):
-        CSVManifest(write_manifest(tmp_path, glyphs, rows))()
+        CSVManifest(write_manifest(tmp_path, glyphs, rows))(image_size=32)
     rows = ["img/glyph000/0000.png,glyph000,", "img/nope.png,glyph000,"]
     with pytest.raises(FileNotFoundError, match=r"m.csv, line 3: .*nope\.png"):
-        CSVManifest(write_manifest(tmp_path, glyphs, rows))()
+        CSVManifest(write_manifest(tmp_path, glyphs, rows))(image_size=32)
     # a given split with a single class
     rows = [
         f"img/{glyphs.class_names[y]}/{i:04d}.png,{glyphs.class_names[y]},{'test' if y == 0 else ''}"
         for i, y in enumerate(glyphs.labels.tolist())
     ]
     with pytest.raises(ValueError, match=r"split 'test' is given 1 class \['glyph000'\]"):
-        CSVManifest(write_manifest(tmp_path, glyphs, rows), image_size=16)()
+        CSVManifest(write_manifest(tmp_path, glyphs, rows))(image_size=16)
     data = ImageSet(
         glyphs.images, glyphs.labels, glyphs.class_names, torch.where(glyphs.labels == 0, 2, -1)
     )
@@ -294,12 +295,12 @@ def test_sampler_error_names_the_class():
 def test_streaming_gathers_the_same_batches(tmp_path, glyphs):
     root = tmp_path / "png"
     write_glyph_folder(glyphs, root)
-    memory = ImageFolder(root, image_size=16)()
-    source = ImageFolder(root, image_size=16, max_memory_gb=1e-6)
-    lazy = source()
+    memory = ImageFolder(root)(image_size=16)
+    source = ImageFolder(root, max_memory_gb=1e-6)
+    lazy = source(image_size=16)
     assert source.stats["streaming"] and isinstance(lazy.images, LazyImages)
     assert lazy.images.shape == memory.images.shape and torch.equal(lazy.labels, memory.labels)
-    idx = PairSampler(memory.labels, torch.Generator().manual_seed(0)).sample(16)
+    idx = PairSampler().bind(memory.labels, torch.Generator().manual_seed(0)).sample(16)
     assert torch.equal(lazy.images[idx], memory.images[idx])
     assert torch.equal(lazy.images[2:7, None], memory.images[2:7, None])
     part = torch.tensor([3, 9, 20, 21])
@@ -316,14 +317,14 @@ def test_streaming_gathers_the_same_batches(tmp_path, glyphs):
 
 def test_torchvision_mnist_from_a_fake_root(tmp_path):
     arrays = fake_mnist(tmp_path)
-    data = TorchvisionDataset("MNIST", tmp_path, download=False, image_size=28, channels=1)()
+    data = TorchvisionDataset("MNIST", tmp_path, download=False)(image_size=28, channels=1)
     x = np.concatenate([arrays["train"][0], arrays["t10k"][0]])
     assert torch.equal(data.images[:, 0], torch.from_numpy(x))
     assert data.labels.tolist() == (np.arange(20) % 10).tolist() + (np.arange(10) % 10).tolist()
     assert data.class_names[0] == "0 - zero" and data.split is None
-    official = TorchvisionDataset(
-        "MNIST", tmp_path, download=False, image_size=16, channels=3, official_split=True
-    )()
+    official = TorchvisionDataset("MNIST", tmp_path, download=False, official_split=True)(
+        image_size=16, channels=3
+    )
     assert official.images.shape == (30, 3, 16, 16)
     assert official.split.tolist() == [-1] * 20 + [SPLIT_CODES["test"]] * 10
 
@@ -355,7 +356,7 @@ def test_torchvision_cifar10_from_a_fake_root(tmp_path, monkeypatch):
     with open(folder / "batches.meta", "wb") as fh:
         pickle.dump({"label_names": names}, fh)
     monkeypatch.setattr(cifar, "check_integrity", lambda *a, **k: True)  # md5 of the real files
-    data = TorchvisionDataset("CIFAR10", tmp_path, download=False, image_size=32, channels=3)()
+    data = TorchvisionDataset("CIFAR10", tmp_path, download=False)(image_size=32, channels=3)
     assert data.class_names == names and len(data) == 24
     assert torch.equal(data.images[0], torch.from_numpy(batches["data_batch_1"][0]).view(3, 32, 32))
 
@@ -368,7 +369,7 @@ def test_torchvision_omniglot_protocol(tmp_path, glyphs):
             d.mkdir(parents=True)
             for k in range(2):
                 pil(glyphs.images[5 * c + k]).convert("1").save(d / f"{c}_{k}.png")
-    data = TorchvisionDataset("Omniglot", tmp_path, download=False, image_size=16, channels=1)()
+    data = TorchvisionDataset("Omniglot", tmp_path, download=False)(image_size=16, channels=1)
     assert data.class_names[0] == "Greek/character01" and len(data) == 12
     test = data.split == SPLIT_CODES["test"]
     assert {data.class_names[i] for i in data.labels[test].tolist()} == {
@@ -380,7 +381,7 @@ def test_torchvision_omniglot_protocol(tmp_path, glyphs):
 def test_torchvision_missing_files_fail_fast_and_name_them(tmp_path):
     start = time.perf_counter()
     with pytest.raises(FileNotFoundError, match=r"(?s)data.download=false.*MNIST/raw/train-images"):
-        TorchvisionDataset("MNIST", tmp_path / "empty", download=False)()
+        TorchvisionDataset("MNIST", tmp_path / "empty", download=False)(image_size=32)
     assert time.perf_counter() - start < 2
 
 
@@ -396,7 +397,7 @@ def test_torchvision_offline_download_fails_fast_and_leaves_nothing(tmp_path, mo
     with pytest.raises(
         RuntimeError, match=r"(?s)download failed.*MNIST/raw/train-images-idx3-ubyte"
     ):
-        TorchvisionDataset("MNIST", root, download=True, timeout_s=2)()
+        TorchvisionDataset("MNIST", root, download=True, timeout_s=2)(image_size=32)
     assert time.perf_counter() - start < 10
     assert sorted(p.name for p in root.rglob("*")) == ["keep.txt"]
 
@@ -415,7 +416,7 @@ def test_a_failed_download_removes_its_partial_files(tmp_path, monkeypatch):
     monkeypatch.setattr(tvdata, "_preflight", lambda url, timeout: None)
     monkeypatch.setattr(mnist, "download_and_extract_archive", partial)
     with pytest.raises(RuntimeError, match="download failed"):
-        TorchvisionDataset("MNIST", tmp_path, download=True)()
+        TorchvisionDataset("MNIST", tmp_path, download=True)(image_size=32)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -430,7 +431,7 @@ def test_cache_root_follows_the_environment(tmp_path, monkeypatch):
 @pytest.mark.parametrize("kind", ["light", "strong"])
 def test_augmentation_replays_and_changes_images(glyphs, kind):
     batch = glyphs.images[:24].view(8, 3, 3, 16, 16)  # (B, T, C, H, W)
-    aug = Augmentation(kind)
+    aug = augmentation(kind)
     g = torch.Generator().manual_seed(5)
     state = g.get_state()
     a = aug(batch, g)
@@ -441,20 +442,22 @@ def test_augmentation_replays_and_changes_images(glyphs, kind):
     assert not torch.equal(a, b) and not torch.equal(a, batch)
     changed = (a != batch).flatten(2).any(2)  # per image
     assert changed.float().mean() > 0.9  # parameters are drawn per image, not per batch
-    grey = Augmentation(kind)(glyphs.images[:4, :1], torch.Generator().manual_seed(0))
+    grey = augmentation(kind)(glyphs.images[:4, :1], torch.Generator().manual_seed(0))
     assert grey.shape == (4, 1, 16, 16)
 
 
 def test_augmentation_none_and_identity(glyphs):
     g = torch.Generator().manual_seed(0)
-    assert Augmentation("none")(glyphs.images, g) is glyphs.images
+    assert augmentation("none")(glyphs.images, g) is glyphs.images
     # geometry that is the identity samples every pixel exactly
-    same = Augmentation("none", hflip=0.0, brightness=0.0, rotation=0.0, crop_scale=(1.0, 1.0))
+    same = augmentation("none", crop_ratio=(1.0, 1.0))
     assert torch.equal(same(glyphs.images, g), glyphs.images)
-    flip = Augmentation("none", hflip=1.0)(glyphs.images, g)
+    flip = augmentation("none", hflip=1.0)(glyphs.images, g)
     assert torch.equal(flip, glyphs.images.flip(-1))
-    with pytest.raises(ValueError, match="augmentation.kind"):
-        Augmentation("medium")
+    with pytest.raises(ArgumentError, match=r"^hflip must be in \[0, 1\], got 1.5"):
+        augmentation("light", hflip=1.5)
+    with pytest.raises(ArgumentError, match="^crop_scale must satisfy 0 < low <= high <= 1"):
+        augmentation("light", crop_scale=(0.9, 0.5))
 
 
 # --- pretrained weights ---------------------------------------------------------------------
@@ -468,36 +471,39 @@ def test_pretrained_resnet18_from_the_hub_cache_only(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     start = time.perf_counter()
     with pytest.raises(RuntimeError, match=r"resnet18-f37072fd\.pth is not in torch's hub cache"):
-        ResNet18(pretrained=True)
+        ResNet18(3, None, True, BatchNorm())
     assert time.perf_counter() - start < 2
     _, path = resnet18_weights_path()
     path.parent.mkdir(parents=True)
     state = resnet18(weights=None).state_dict()
     state["layer1.0.conv1.weight"].fill_(0.5)
     torch.save(state, path)
-    net = ResNet18(pretrained=True)
+    net = ResNet18(3, None, True, BatchNorm())
     assert bool((net.net.layer1[0].conv1.weight == 0.5).all())
     assert net.input_mean == pytest.approx((0.485, 0.456, 0.406))
-    assert ResNet18().input_mean is None
-    assert ResNet18(1, pretrained=True).input_std == pytest.approx(((0.229 + 0.224 + 0.225) / 3,))
-    with pytest.raises(ValueError, match="normalization=batchnorm"):
-        ResNet18(pretrained=True, normalization="groupnorm")
+    assert ResNet18(3, None, False, BatchNorm()).input_mean is None
+    grey = ResNet18(1, None, True, BatchNorm())
+    assert grey.input_std == pytest.approx(((0.229 + 0.224 + 0.225) / 3,))
+    with pytest.raises(ArgumentError, match="^weights='IMAGENET1K_V1' holds batch-norm layers"):
+        ResNet18(3, None, True, GroupNorm(max_groups=8))
 
 
 def test_worker_gathered_batches_equal_in_memory_batches(tmp_path, glyphs):
     from torch.utils.data import DataLoader
 
-    from siamese.data.datamodule import GatherBatch, SampledBatches
+    from siamese.data.batches import GatherBatch, SampledBatches
 
     root = tmp_path / "png"
     write_glyph_folder(glyphs, root)
-    memory = ImageFolder(root, image_size=16)()
-    lazy = ImageFolder(root, image_size=16, max_memory_gb=1e-6)()
-    sampler = PairSampler(memory.labels, torch.Generator().manual_seed(3))
+    memory = ImageFolder(root)(image_size=16)
+    lazy = ImageFolder(root, max_memory_gb=1e-6)(image_size=16)
+    sampler = PairSampler().bind(memory.labels, torch.Generator().manual_seed(3))
     expected = [memory.images[sampler.sample(8)] for _ in range(4)]
     loader = DataLoader(
         GatherBatch(lazy),
-        sampler=SampledBatches(PairSampler(lazy.labels, torch.Generator().manual_seed(3)), 8, 4, 3),
+        sampler=SampledBatches(
+            PairSampler().bind(lazy.labels, torch.Generator().manual_seed(3)), 8, 4, 3
+        ),
         batch_size=None,
         num_workers=2,
     )
@@ -511,7 +517,7 @@ def test_folder_through_the_data_module_equals_the_glyph_source(tmp_path, glyphs
     write_glyph_folder(glyphs, tmp_path / "png")
     modules = [
         SiameseDataModule(source, channels=3, image_size=16, eval_pairs=50)
-        for source in (lambda: glyphs, ImageFolder(tmp_path / "png", image_size=16))
+        for source in (lambda **decode: glyphs, ImageFolder(tmp_path / "png"))
     ]
     for m in modules:
         m.setup()

@@ -161,7 +161,7 @@ def test_only_a_requeued_slurm_job_may_rerun_in_its_running_folder(tmp_path):
 
 def test_the_glyphs_as_a_png_folder_train_to_the_same_numbers(tmp_path):
     # lossless: decoding the written files gives the glyph tensors back, so every number matches
-    glyphs = SyntheticGlyphs(num_classes=20, samples_per_class=6, image_size=16)()
+    glyphs = SyntheticGlyphs(num_classes=20, samples_per_class=6)(image_size=16)
     write_glyph_folder(glyphs, tmp_path / "glyphs")
     run_train(tmp_path / "memory")
     folder = [f"data.root={tmp_path / 'glyphs'}", "data.image_size=16", "data.cache=false"]

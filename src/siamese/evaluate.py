@@ -9,12 +9,11 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from siamese.config.checks import build_node
-from siamese.config.schemas import DataModuleConf
+from siamese.config.options import DataModuleConf
 from siamese.core.atomic import atomic_write_json, new_file
 from siamese.keyvalue import argv, parse
 from siamese.metrics.scoring import score_split
-from siamese.run.build import build_scorer, datamodule_node
+from siamese.run.build import build_datamodule, build_scorer
 from siamese.run.restore import load_checkpoint
 
 USAGE = "python -m siamese.evaluate ckpt_path=FILE [data.KEY=VALUE ...]"
@@ -33,9 +32,7 @@ def evaluate(ckpt_path: str, overrides: dict[str, str]) -> tuple[dict[str, float
         OmegaConf.merge(OmegaConf.structured(DataModuleConf), {k: cfg.data[k] for k in typed})
     except OmegaConfBaseException as err:
         raise SystemExit(f"error: {err}") from None
-    # no sampler: evaluation only uses the fixed pairs
-    datamodule = build_node(datamodule_node(cfg.data), "data")
-    datamodule.setup("test")
+    datamodule = build_datamodule(cfg.data)  # no sampler: evaluation uses the fixed pairs only
     scorer = build_scorer(cfg)
     tau = float(module.threshold)
     metrics = {}

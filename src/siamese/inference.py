@@ -176,13 +176,11 @@ def load_images(model: Model, paths: list[str | Path]) -> Tensor:
     """The files decoded as `model` was trained: (N, C, H, W) uint8; errors name the file."""
     from siamese.data.images import load_image
 
-    # passed only when not the default, so this runs with a load_image that predates `resize`
-    extra = {} if model.resize == DEFAULT_RESIZE else {"resize": model.resize}
     images = []
     for p in paths:
         if Path(p).is_dir():
             raise IsADirectoryError(f"image {p} is a directory, not an image file")
-        images.append(load_image(p, channels=model.channels, size=model.image_size, **extra))
+        images.append(load_image(p, model.channels, model.image_size, model.resize))
     return torch.stack(images)
 
 

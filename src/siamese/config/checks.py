@@ -1,51 +1,35 @@
-"""Value checks that name the full config key, before any work starts.
+"""Checks of the composed config that no constructor of the project makes, before any work starts.
 
-The project's own classes check their arguments in their constructors; `build_node` instantiates a
-config node and puts the node's key in front of such an error. The keys that go to other libraries
-(Lightning's Trainer, torch's optimizers and schedulers) or to no single object (`embedding`,
-`evaluation`, `speed`) are checked here, from the composed config, by `check_config`.
+The project's own classes check their arguments (siamese.core.errors), and assembly names the full
+key. The keys that go to other libraries (Lightning's Trainer, torch's optimizers and schedulers)
+or to no single object (`embedding`, `evaluation`, `checkpoint`, `speed`) are checked here, by
+their full key, any depth.
 """
 
-import math
-import re
 from collections.abc import Callable
 from dataclasses import fields
+from functools import partial
 from typing import Any
 
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from siamese.config.schemas import (
+    CheckpointConf,
+    EmbeddingConf,
+    EvaluationConf,
+    GuardConf,
+    SpeedConf,
+    TrainConf,
+)
 from siamese.core.distances import DISTANCES
+from siamese.core.errors import ArgumentError, ConfigValueError, non_negative, one_of, positive
 from siamese.models.speed import COMPILE_MODES
 
+Rule = Callable[[str, Any], Any]  # (full key, value): raises ArgumentError naming the key
 
-class ConfigValueError(ValueError):
-    """A config value out of its range; the message starts with the full key."""
-
-
-def positive(value: Any) -> str | None:
-    # `not value > 0` also refuses NaN; inf is refused as no learning rate or count is infinite
-    if not (value > 0 and math.isfinite(value)):
-        return f"must be > 0, got {value}"
-    return None
-
-
-def non_negative(value: Any) -> str | None:
-    if not (value >= 0 and math.isfinite(value)):
-        return f"must be >= 0, got {value}"
-    return None
-
-
-def one_of(*allowed: str) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        return None if value in allowed else f"must be one of {allowed}, got {value!r}"
-
-    return check
-
-
-# keys of other libraries' objects or of no object; absent keys (another option) are skipped
-RULES: dict[str, Callable[[Any], str | None]] = {
+# keys of other libraries' objects or of no object; a key absent from the config (another option
+# chose no such key) or null is skipped; tests check that each exists in some option
+RULES: dict[str, Rule] = {
     "trainer.max_epochs": positive,
     "trainer.log_every_n_steps": positive,
     "trainer.check_val_every_n_epoch": positive,
@@ -61,11 +45,21 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "scheduler.step_size": positive,
     "scheduler.gamma": positive,
     "embedding.dim": positive,
+    "embedding.distance": partial(one_of, allowed=DISTANCES),
     "checkpoint.every_n_steps": positive,
-    "embedding.distance": one_of(*DISTANCES),
-    "evaluation.mode": one_of("max", "min"),
-    "evaluation.test_on": one_of("best", "last"),
-    "speed.compile_mode": one_of(*COMPILE_MODES),
+    "evaluation.mode": partial(one_of, allowed=("max", "min")),
+    "evaluation.test_on": partial(one_of, allowed=("best", "last")),
+    "speed.compile_mode": partial(one_of, allowed=COMPILE_MODES),
+}
+
+# the groups that build no object: a key added with `+group.key=` would be read by nothing
+PLAIN_GROUPS = {
+    "": TrainConf,
+    "embedding": EmbeddingConf,
+    "evaluation": EvaluationConf,
+    "checkpoint": CheckpointConf,
+    "guard": GuardConf,
+    "speed": SpeedConf,
 }
 
 
@@ -74,13 +68,13 @@ def check_config(cfg: DictConfig) -> None:
     value is out of range."""
     check_known_keys(cfg)
     for key, rule in RULES.items():
-        group, _, name = key.partition(".")
-        node = cfg.get(group)
-        if node is None or name not in node or node[name] is None:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None:
             continue
-        problem = rule(node[name])
-        if problem:
-            raise ConfigValueError(f"{key} {problem}")
+        try:
+            rule(key, value)
+        except ArgumentError as err:
+            raise ConfigValueError(str(err)) from None
     monitored = {f"val/{m}" for m in logged_metrics(cfg)}
     if cfg.evaluation.monitor not in monitored:
         raise ConfigValueError(
@@ -91,18 +85,13 @@ def check_config(cfg: DictConfig) -> None:
 
 def check_known_keys(cfg: DictConfig) -> None:
     """`+key=value` adds a key even where the schema has none; at the top level and in the
-    groups that build no object (embedding, evaluation) nothing would read it."""
-    from siamese.config.schemas import EmbeddingConf, EvaluationConf, SpeedConf, TrainConf
-
-    for prefix, node, schema in (
-        ("", cfg, TrainConf),
-        ("embedding.", cfg.embedding, EmbeddingConf),
-        ("evaluation.", cfg.evaluation, EvaluationConf),
-        ("speed.", cfg.speed, SpeedConf),
-    ):
+    groups that build no object nothing would read it."""
+    for group, schema in PLAIN_GROUPS.items():
+        node = cfg if not group else cfg[group]
         known = {f.name for f in fields(schema)}
-        unknown = [k for k in node if k not in known and not (prefix == "" and k == "hydra")]
+        unknown = [k for k in node if k not in known and not (group == "" and k == "hydra")]
         if unknown:
+            prefix = f"{group}." if group else ""
             raise ConfigValueError(
                 f"{prefix}{unknown[0]} is not a setting (known: {', '.join(sorted(known))}): "
                 "nothing would read it"
@@ -114,39 +103,3 @@ def logged_metrics(cfg: DictConfig) -> set[str]:
     names = {"p_at_1", "map_at_r", "auc", "eer", "accuracy"}
     names |= {f"recall_at_{k}" for k in cfg.evaluation.recall_ks}
     return names | {f"one_shot_{n}way" for n in cfg.evaluation.one_shot_ways}
-
-
-_FULL_KEY = re.compile(r"full_key: (\S+)")
-
-
-def build_node(node: DictConfig, key: str, **kwargs: Any) -> Any:
-    """`instantiate(node, **kwargs)`; a constructor's ValueError ("margin must be > 0, got -1")
-    comes back as a ConfigValueError naming the full key ("loss.margin must be > 0, got -1")."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        if not isinstance(cause, ValueError):
-            raise
-        found = _FULL_KEY.search(str(err))
-        where = found.group(1) if found else key
-        message = str(cause)
-        first = message.split(" ", 1)[0]
-        if isinstance(cause, ConfigValueError) or "." in first:
-            raise ConfigValueError(message) from cause  # it already names its key
-        target = _node_at(node, key, where)
-        if target is not None and first in target:
-            raise ConfigValueError(f"{where}.{message}") from cause
-        raise ConfigValueError(f"{where}: {message}") from cause
-
-
-def _node_at(node: DictConfig, key: str, where: str) -> DictConfig | None:
-    """The sub-node of `node` (whose key is `key`) at the full key `where`."""
-    if where == key:
-        return node
-    if not where.startswith(key + "."):
-        return None
-    sub: Any = node
-    for part in where[len(key) + 1 :].split("."):
-        sub = sub.get(part) if isinstance(sub, DictConfig) else None
-    return sub if isinstance(sub, DictConfig) else None

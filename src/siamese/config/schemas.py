@@ -16,180 +16,27 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from siamese.config.options import (
+    AdagradConf,
+    AdamConf,
+    AugmentationConf,
+    ConvNetConf,
+    CosineConf,
+    CSVConf,
+    FolderConf,
+    GroupNormConf,
+    MLPConf,
+    PairSamplerConf,
+    PKSamplerConf,
+    ResNet18Conf,
+    SGDConf,
+    StepConf,
+    SyntheticConf,
+    Target,
+    TorchvisionConf,
+    TwoBranchConf,
+)
 from siamese.config.resolvers import register_resolvers
-
-
-@dataclass
-class Target:
-    _target_: str = MISSING
-
-
-@dataclass
-class Partial(Target):
-    _partial_: bool = MISSING
-
-
-# --- data -------------------------------------------------------------------------------------
-@dataclass
-class SyntheticConf(Target):
-    num_classes: int = MISSING
-    samples_per_class: int = MISSING
-    image_size: int = MISSING
-    strokes: int = MISSING
-    palette_size: int = MISSING
-    rotation: float = MISSING
-    scale: float = MISSING
-    translation: float = MISSING
-    stroke_jitter: float = MISSING
-    colour_jitter: float = MISSING
-    noise: float = MISSING
-    seed: int = MISSING
-
-
-@dataclass
-class SplitConf:
-    train: float = MISSING
-    val: float = MISSING
-    test: float = MISSING
-
-
-@dataclass
-class DataModuleConf(Target):
-    source: Any = MISSING
-    channels: int = MISSING
-    image_size: int = MISSING
-    batch_size: int = MISSING
-    images_per_step: int | None = MISSING
-    steps_per_epoch: int = MISSING
-    eval_batch_size: int = MISSING
-    eval_pairs: int = MISSING
-    split: SplitConf = MISSING
-    split_by: str = MISSING
-    split_seed: int = MISSING
-    folds: int | None = MISSING
-    fold: int = MISSING
-    resize: str = MISSING
-
-
-@dataclass
-class DecodedConf(DataModuleConf):
-    """Image files decoded once into memory (or streamed): the keys the source reads."""
-
-    num_workers: int | None = MISSING
-    cache: bool = MISSING
-    max_memory_gb: float = MISSING
-    loader_workers: int = MISSING
-
-
-@dataclass
-class FolderConf(DecodedConf):
-    root: str = MISSING
-    skip_bad: bool = MISSING
-
-
-@dataclass
-class CSVConf(DecodedConf):
-    manifest: str = MISSING
-    skip_bad: bool = MISSING
-
-
-@dataclass
-class TorchvisionConf(DecodedConf):
-    name: str = MISSING
-    root: str | None = MISSING
-    download: bool = MISSING
-    official_split: bool | None = MISSING
-
-
-@dataclass
-class AugmentationConf(Target):
-    kind: str = MISSING
-
-
-# --- samplers and models (brought by the loss) -------------------------------------------------
-@dataclass
-class PairSamplerConf(Partial):
-    positive_fraction: float = MISSING
-
-
-@dataclass
-class PKSamplerConf(Partial):
-    samples_per_class: int = MISSING
-
-
-# --- backbones ---------------------------------------------------------------------------------
-@dataclass
-class Backbone(Target):
-    normalization: str = MISSING
-
-
-@dataclass
-class ConvNetConf(Backbone):
-    in_channels: int = MISSING
-    widths: list[int] = MISSING
-
-
-@dataclass
-class MLPConf(Backbone):
-    in_features: int = MISSING
-    hidden: list[int] = MISSING
-    activations: list[str] = MISSING
-
-
-@dataclass
-class TwoBranchConf(Backbone):
-    in_channels: int = MISSING
-    spatial_widths: list[int] = MISSING
-    colour_hidden: int = MISSING
-    fused: int = MISSING
-
-
-@dataclass
-class ResNet18Conf(Backbone):
-    in_channels: int = MISSING
-    weights: str | None = MISSING
-    pretrained: bool = MISSING
-
-
-@dataclass
-class NormalizationConf:
-    layer: str = MISSING
-
-
-# --- optimization ------------------------------------------------------------------------------
-@dataclass
-class OptimizerConf(Partial):
-    lr: float = MISSING
-    weight_decay: float = MISSING
-    fused: bool | None = MISSING
-
-
-@dataclass
-class AdamConf(OptimizerConf):
-    betas: list[float] = MISSING
-
-
-@dataclass
-class AdagradConf(OptimizerConf):
-    lr_decay: float = MISSING
-
-
-@dataclass
-class SGDConf(OptimizerConf):
-    momentum: float = MISSING
-    nesterov: bool = MISSING
-
-
-@dataclass
-class CosineConf(Partial):
-    T_max: int = MISSING
-    eta_min: float = MISSING
-
-
-@dataclass
-class StepConf(Partial):
-    step_size: int = MISSING
-    gamma: float = MISSING
 
 
 # --- trainer and logger ------------------------------------------------------------------------
@@ -290,14 +137,13 @@ class TrainConf:
 
 SCHEMAS = {
     "data": {
-        "datamodule": DataModuleConf,
         "synthetic": SyntheticConf,
         "folder": FolderConf,
         "csv": CSVConf,
         "torchvision": TorchvisionConf,
     },
     "augmentation": {"augmentation": AugmentationConf},
-    "sampler": {"pair": PairSamplerConf, "triplet": Partial, "pk": PKSamplerConf},
+    "sampler": {"pair": PairSamplerConf, "triplet": Target, "pk": PKSamplerConf},
     "model": {"model": Target},
     "backbone": {
         "convnet": ConvNetConf,
@@ -305,7 +151,7 @@ SCHEMAS = {
         "two_branch": TwoBranchConf,
         "resnet18": ResNet18Conf,
     },
-    "normalization": {"normalization": NormalizationConf},
+    "normalization": {"normalization": Target, "groupnorm": GroupNormConf},
     "optimizer": {"adam": AdamConf, "adagrad": AdagradConf, "sgd": SGDConf},
     "scheduler": {"cosine": CosineConf, "step": StepConf},
     "trainer": {"trainer": TrainerConf},

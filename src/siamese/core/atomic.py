@@ -9,17 +9,13 @@ so a kill or a full disk mid-copy leaves a truncated checkpoint. AtomicCheckpoin
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
-
-# mkstemp creates 0600 files; a written file gets the usual 0666 minus the umask, like open()
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 class AtomicWriteError(OSError):
@@ -40,6 +36,18 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _create_temporary(folder: Path, name: str) -> tuple[int, str]:
+    """A new file `.NAME.XXXXXXXX.tmp` in `folder`, created with mode 0666 so that the process's
+    umask applies as it does to open() (mkstemp would make it 0600)."""
+    for _ in range(100):
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {folder / name}")
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
     """Calls write(f) on a temporary binary file beside `path`, then renames it onto `path`.
 
@@ -50,12 +58,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = _create_temporary(folder, path.name)
     except OSError as err:
         raise AtomicWriteError(f"cannot write {path}: {err.strerror or err}") from err
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -5,6 +5,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from siamese.core.errors import one_of
+
 Distance = Literal["euclidean", "cosine"]
 DISTANCES = ("euclidean", "cosine")
 
@@ -13,8 +15,7 @@ _EPS = 1e-12
 
 
 def check_distance(kind: str) -> None:
-    if kind not in DISTANCES:
-        raise ValueError(f"distance must be one of {DISTANCES}, got {kind!r}")
+    one_of("distance", kind, DISTANCES)
 
 
 def pair_distance(

@@ -20,12 +20,17 @@ class ArgumentError(ValueError):
     signature does), `problem` says what is wrong."""
 
     def __init__(self, argument: str, problem: str):
-        super().__init__(f"{argument} {problem}")
+        super().__init__(_join(argument, problem))
         self.argument, self.problem = argument, problem
 
     def at(self, node: str) -> ConfigValueError:
         """The same error for the config node at `node` (e.g. "loss"): its full key in front."""
-        return ConfigValueError(f"{node}.{self.argument} {self.problem}")
+        return ConfigValueError(_join(f"{node}.{self.argument}", self.problem))
+
+
+def _join(key: str, problem: str) -> str:
+    """`margin must be > 0`, or `root='x' does not exist` for a problem that shows the value."""
+    return f"{key}{problem}" if problem.startswith("=") else f"{key} {problem}"
 
 
 def _number(value: Any) -> bool:

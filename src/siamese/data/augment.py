@@ -1,4 +1,5 @@
-"""Training-batch augmentation on the device the batch lives on (`augmentation=none|light|strong`).
+"""Training-batch augmentation on the device the batch lives on (`augmentation=none|light|strong`,
+each a YAML holding its values).
 
 One call transforms a whole (B, T, C, H, W) uint8 batch: every image gets its own random resized
 crop, horizontal flip and rotation, folded into one affine sampling grid (a single grid_sample),
@@ -17,90 +18,49 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-PRESETS = {
-    "none": {},
-    "light": {
-        "crop_scale": (0.8, 1.0),
-        "hflip": 0.5,
-        "brightness": 0.2,
-        "contrast": 0.2,
-        "saturation": 0.2,
-    },
-    "strong": {
-        "crop_scale": (0.5, 1.0),
-        "crop_ratio": (3 / 4, 4 / 3),
-        "hflip": 0.5,
-        "rotation": 15.0,
-        "brightness": 0.4,
-        "contrast": 0.4,
-        "saturation": 0.4,
-    },
-}
+from siamese.core.errors import ArgumentError, in_range, non_negative
 
 
-@dataclass(frozen=True)
+@dataclass
 class Augmentation:
-    """`kind` picks a preset; explicit parameters override it. `crop_scale`: area fraction range
-    of the random resized crop; `crop_ratio`: its aspect-ratio range; `hflip`: flip probability;
-    `rotation`: degrees, uniform ±; `brightness`/`contrast`/`saturation`: factors uniform in
-    [1 - x, 1 + x] (saturation is skipped for 1-channel images)."""
+    """Per image: a random resized crop (`crop_scale`: its area as a fraction of the image,
+    `crop_ratio`: its aspect ratio, each a [low, high] range), a horizontal flip with probability
+    `hflip`, a rotation uniform in ±`rotation` degrees, and brightness/contrast/saturation factors
+    uniform in [1 − x, 1 + x] (saturation is skipped for 1-channel images). The values live in
+    conf/augmentation/*.yaml; all at their neutral values it does nothing."""
 
-    kind: str = "none"
-    crop_scale: tuple[float, float] | None = None
-    crop_ratio: tuple[float, float] | None = None
-    hflip: float | None = None
-    rotation: float | None = None
-    brightness: float | None = None
-    contrast: float | None = None
-    saturation: float | None = None
+    crop_scale: tuple[float, float]
+    crop_ratio: tuple[float, float]
+    hflip: float
+    rotation: float
+    brightness: float
+    contrast: float
+    saturation: float
 
     def __post_init__(self) -> None:
-        if self.kind not in PRESETS:
-            raise ValueError(f"augmentation.kind must be one of {list(PRESETS)}, got {self.kind!r}")
-        p = self.params
-        lo, hi = p["crop_scale"]
+        self.crop_scale = _pair("crop_scale", self.crop_scale)
+        self.crop_ratio = _pair("crop_ratio", self.crop_ratio)
+        lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
-            raise ValueError(
-                f"augmentation.crop_scale must satisfy 0 < lo <= hi <= 1, got {lo, hi}"
-            )
-        r0, r1 = p["crop_ratio"]
+            raise ArgumentError("crop_scale", f"must satisfy 0 < low <= high <= 1, got {[lo, hi]}")
+        r0, r1 = self.crop_ratio
         if not 0 < r0 <= r1:
-            raise ValueError(f"augmentation.crop_ratio must satisfy 0 < lo <= hi, got {r0, r1}")
-        if not 0 <= p["hflip"] <= 1:
-            raise ValueError(f"augmentation.hflip must be a probability, got {p['hflip']}")
-        for key in ("rotation", "brightness", "contrast", "saturation"):
-            if p[key] < 0 or (key != "rotation" and p[key] >= 1):
-                raise ValueError(
-                    f"augmentation.{key} must be in [0, 1) (rotation: >= 0), got {p[key]}"
-                )
+            raise ArgumentError("crop_ratio", f"must satisfy 0 < low <= high, got {[r0, r1]}")
+        in_range("hflip", self.hflip, 0, 1)
+        non_negative("rotation", self.rotation)
+        for key in ("brightness", "contrast", "saturation"):
+            if getattr(self, key) != 0:  # a factor 1 − x must stay positive
+                in_range(key, getattr(self, key), 0, 1, closed=False)
 
     @cached_property  # read on every training batch: built once
-    def params(self) -> dict:
-        base = {
-            "crop_scale": (1.0, 1.0),
-            "crop_ratio": (1.0, 1.0),
-            "hflip": 0.0,
-            "rotation": 0.0,
-            "brightness": 0.0,
-            "contrast": 0.0,
-            "saturation": 0.0,
-        }
-        base.update(PRESETS[self.kind])
-        for key in base:
-            if getattr(self, key) is not None:
-                base[key] = (
-                    tuple(getattr(self, key)) if key.startswith("crop") else getattr(self, key)
-                )
-        return base
-
-    @cached_property
     def active(self) -> bool:
-        p = self.params
         return (
-            p["crop_scale"] != (1.0, 1.0)
-            or p["crop_ratio"] != (1.0, 1.0)
-            or p["hflip"] > 0
-            or any(p[k] > 0 for k in ("rotation", "brightness", "contrast", "saturation"))
+            self.crop_scale != (1.0, 1.0)
+            or self.crop_ratio != (1.0, 1.0)
+            or self.hflip > 0
+            or any(
+                getattr(self, k) > 0 for k in ("rotation", "brightness", "contrast", "saturation")
+            )
         )
 
     def replay(self, generator: torch.Generator, images: Tensor, batches: int) -> None:
@@ -122,22 +82,20 @@ class Augmentation:
         shape = images.shape
         x = images.reshape(-1, *shape[-3:]).float()
         n, c = x.shape[:2]
-        p = self.params
         u = torch.rand(n, 9, generator=generator, device=generator.device).to(x.device)
-        x = self._geometry(x, u[:, :6], p)
-        x = self._colour(x, u[:, 6:], p)
+        x = self._geometry(x, u[:, :6])
+        x = self._colour(x, u[:, 6:])
         return x.round_().clamp_(0, 255).to(torch.uint8).reshape(shape)
 
-    @staticmethod
-    def _geometry(x: Tensor, u: Tensor, p: dict) -> Tensor:
+    def _geometry(self, x: Tensor, u: Tensor) -> Tensor:
         if (
-            p["crop_scale"] == (1.0, 1.0)
-            and p["crop_ratio"] == (1.0, 1.0)
-            and not p["hflip"]
-            and not p["rotation"]
+            self.crop_scale == (1.0, 1.0)
+            and self.crop_ratio == (1.0, 1.0)
+            and not self.hflip
+            and not self.rotation
         ):
             return x
-        (s0, s1), (r0, r1) = p["crop_scale"], p["crop_ratio"]
+        (s0, s1), (r0, r1) = self.crop_scale, self.crop_ratio
         area = s0 + (s1 - s0) * u[:, 0]
         ratio = torch.exp(math.log(r0) + (math.log(r1) - math.log(r0)) * u[:, 1])
         w = torch.sqrt(area * ratio).clamp(max=1.0)  # crop width and height, fractions of the image
@@ -145,8 +103,8 @@ class Augmentation:
         # the crop centre anywhere that keeps the crop inside the image (normalised coordinates)
         cx = (1 - w) * (2 * u[:, 2] - 1)
         cy = (1 - h) * (2 * u[:, 3] - 1)
-        flip = torch.where(u[:, 4] < p["hflip"], -1.0, 1.0)
-        angle = math.radians(p["rotation"]) * (2 * u[:, 5] - 1)
+        flip = torch.where(u[:, 4] < self.hflip, -1.0, 1.0)
+        angle = math.radians(self.rotation) * (2 * u[:, 5] - 1)
         cos, sin = torch.cos(angle), torch.sin(angle)
         theta = torch.stack(
             [
@@ -158,20 +116,25 @@ class Augmentation:
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
-    @staticmethod
-    def _colour(x: Tensor, u: Tensor, p: dict) -> Tensor:
+    def _colour(self, x: Tensor, u: Tensor) -> Tensor:
         n, c = x.shape[:2]
-        if p["brightness"]:
-            x = x * (1 + p["brightness"] * (2 * u[:, 0] - 1)).view(n, 1, 1, 1)
-        if p["contrast"]:
+        if self.brightness:
+            x = x * (1 + self.brightness * (2 * u[:, 0] - 1)).view(n, 1, 1, 1)
+        if self.contrast:
             grey = _grey(x).mean((1, 2, 3), keepdim=True)
-            f = (1 + p["contrast"] * (2 * u[:, 1] - 1)).view(n, 1, 1, 1)
+            f = (1 + self.contrast * (2 * u[:, 1] - 1)).view(n, 1, 1, 1)
             x = grey + f * (x - grey)
-        if p["saturation"] and c == 3:
-            f = (1 + p["saturation"] * (2 * u[:, 2] - 1)).view(n, 1, 1, 1)
+        if self.saturation and c == 3:
+            f = (1 + self.saturation * (2 * u[:, 2] - 1)).view(n, 1, 1, 1)
             grey = _grey(x)
             x = grey + f * (x - grey)
         return x.clamp(0, 255)
+
+
+def _pair(name: str, value) -> tuple[float, float]:
+    if len(value) != 2:
+        raise ArgumentError(name, f"must be a [low, high] pair, got {list(value)}")
+    return float(value[0]), float(value[1])
 
 
 def _grey(x: Tensor) -> Tensor:

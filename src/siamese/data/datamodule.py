@@ -1,26 +1,41 @@
 """The LightningDataModule: one in-memory data set, split, and batches of sampled index tuples."""
 
-from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from siamese.core.errors import ArgumentError, at_least
 from siamese.data.batches import SampledBatches, SplitBatches, TrainLoader
+from siamese.data.images import check_decode_options
 from siamese.data.imageset import ImageSet, pixel_stats
-from siamese.data.samplers import PairSampler
-from siamese.data.splits import SPLITS, split_indices
+from siamese.data.samplers import PairSampler, Sampler
+from siamese.data.splits import SPLITS, check_split_options, split_indices
+
+
+class ImageSource(Protocol):
+    """A data option's source (`data.source._target_`): the whole data set, decoded as asked."""
+
+    def __call__(
+        self, *, image_size: int, channels: int = 3, resize: str = "stretch"
+    ) -> ImageSet: ...
 
 
 class SiameseDataModule(pl.LightningDataModule):
+    """`source(channels=, image_size=, resize=)` gives the whole data set as an `ImageSet`; it is
+    split (by class unless `split_by="samples"`), the `sampler` is bound to the training split, and
+    batches of its index tuples are gathered from it. `batch_size` counts tuples, or
+    `images_per_step` images shared out into tuples; fixed val/test pairs come from `split_seed`."""
+
     def __init__(
         self,
-        source: Callable[[], ImageSet],
-        sampler: Callable[..., object] | None = None,
+        source: ImageSource,
+        image_size: int,
         channels: int = 3,
-        image_size: int = 32,
+        resize: str = "stretch",
         batch_size: int = 64,
         images_per_step: int | None = None,
         steps_per_epoch: int = 100,
@@ -31,49 +46,30 @@ class SiameseDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         folds: int | None = None,
         fold: int = 0,
-        loader_workers: int = 0,
-        resize: str = "stretch",
+        loader_workers: int = 4,
+        sampler: Sampler | None = None,
         seed: int = 0,
     ):
         super().__init__()
-        for name, value in (
-            ("channels", channels),
-            ("image_size", image_size),
-            ("batch_size", batch_size),
-            ("steps_per_epoch", steps_per_epoch),
-            ("eval_batch_size", eval_batch_size),
-            ("eval_pairs", eval_pairs),
-        ):
-            if value < 1:
-                raise ValueError(f"{name} must be > 0, got {value}")
-        if images_per_step is not None and images_per_step < 1:
-            raise ValueError(f"images_per_step must be > 0 or null, got {images_per_step}")
-        if split_by not in ("classes", "samples"):
-            raise ValueError(f"split_by must be 'classes' or 'samples', got {split_by!r}")
-        if folds is not None and folds < 2:
-            raise ValueError(f"folds must be >= 2, or null for no folds, got {folds}")
-        if folds is not None and split_by != "classes":
-            raise ValueError(
-                f"folds must be null with split_by={split_by!r} (folds divide classes): set "
-                "split_by=classes or folds=null"
-            )
-        if folds is None and fold != 0:  # a fold asked for without folds would silently be val
-            raise ValueError(f"fold must be 0 while folds is null, got {fold}: set folds=k too")
-        if folds is not None and not 0 <= fold < folds:
-            raise ValueError(f"fold must be in 0..{folds - 1} (folds={folds}), got {fold}")
-        self.source, self.make_sampler = source, sampler
+        check_decode_options(channels, image_size, resize)
+        for name in ("batch_size", "steps_per_epoch", "eval_batch_size", "eval_pairs"):
+            at_least(name, locals()[name], 1)
+        if images_per_step is not None:
+            at_least("images_per_step", images_per_step, 1)
+        at_least("loader_workers", loader_workers, 0)
+        split = {"train": 0.6, "val": 0.2, "test": 0.2} if split is None else dict(split)
+        check_split_options(split, split_by, folds, fold)
+        self.source, self.sampler = source, sampler
         self.channels, self.image_size = channels, image_size
+        self.resize = resize  # how image files become this data's images (verify/search decode so)
         self._batch_size, self.images_per_step = batch_size, images_per_step
-        self.batch_size = (
-            batch_size  # in tuples; set from images_per_step once the sampler is known
-        )
+        self.batch_size = batch_size  # in tuples; set from images_per_step once bound
         self.steps_per_epoch = steps_per_epoch
         self.eval_batch_size, self.eval_pairs = eval_batch_size, eval_pairs
-        self.split = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
+        self.split = split
         self.split_by, self.split_seed = split_by, split_seed
         self.folds, self.fold = folds, fold
         self.loader_workers = loader_workers
-        self.resize = resize  # how image files become this data's images (verify/search decode so)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.splits: dict[str, ImageSet] = {}
@@ -82,12 +78,12 @@ class SiameseDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        data = self.source()
+        data = self.source(channels=self.channels, image_size=self.image_size, resize=self.resize)
         expected = (self.channels, self.image_size, self.image_size)
         if tuple(data.images.shape[1:]) != expected:
             raise ValueError(
-                f"data.channels/data.image_size say images are {expected}, the source "
-                f"gives {tuple(data.images.shape[1:])}"
+                f"channels/image_size say images are {expected}, the source gives "
+                f"{tuple(data.images.shape[1:])}"
             )
         index = split_indices(
             data.labels,
@@ -100,38 +96,36 @@ class SiameseDataModule(pl.LightningDataModule):
             fold=self.fold,
         )
         self.splits = {s: data.subset(index[s]) for s in SPLITS}
-        if self.make_sampler is not None:  # evaluation-only use needs none
+        if self.sampler is not None:  # evaluation-only use needs none
             train = self.splits["train"]
-            self.sampler = self.make_sampler(
-                labels=train.labels, generator=self.generator, class_names=train.class_names
-            )
+            self.sampler.bind(train.labels, self.generator, train.class_names)
             self._set_batch_size()
-            try:  # before training, not at its first step
-                self.sampler.check_batch_size(self.batch_size)
-            except ValueError as err:
-                if self.images_per_step is None:
-                    raise
-                raise ValueError(
-                    f"data.images_per_step={self.images_per_step} gives {err}"
-                ) from None
         # fixed by the split seed, not the run's seed: every run is scored on the same pairs
         for i, s in enumerate(SPLITS[1:], start=1):
             g = torch.Generator().manual_seed(self.split_seed + 1000 * i)
-            self.pairs[s] = PairSampler(self.splits[s].labels, g).sample(self.eval_pairs)
+            pairs = PairSampler().bind(self.splits[s].labels, g)
+            self.pairs[s] = pairs.sample(self.eval_pairs)
 
     def _set_batch_size(self) -> None:
-        """Tuples per step: data.batch_size, or data.images_per_step shared out into tuples so
-        that methods with different tuple sizes see the same number of images per step."""
+        """Tuples per step: batch_size, or images_per_step shared out into tuples so that methods
+        with different tuple sizes see the same number of images per step; checked against the
+        bound sampler before training, not at its first step."""
+        size = self.sampler.tuple_size
         if self.images_per_step is None:
             self.batch_size = self._batch_size
-            return
-        size = self.sampler.tuple_size
-        if self.images_per_step % size:
-            raise ValueError(
-                f"data.images_per_step={self.images_per_step} is not a multiple of the sampler's "
-                f"tuple size {size}: choose a multiple of 6 to compare pairs with triplets"
+        elif self.images_per_step % size:
+            raise ArgumentError(
+                "images_per_step",
+                f"={self.images_per_step} is not a multiple of the sampler's tuple size {size}: "
+                "choose a multiple of 6 to compare pairs with triplets",
             )
-        self.batch_size = self.images_per_step // size
+        else:
+            self.batch_size = self.images_per_step // size
+        try:
+            self.sampler.check_batch_size(self.batch_size)
+        except ValueError as err:
+            given = "images_per_step" if self.images_per_step is not None else "batch_size"
+            raise ArgumentError(given, f"gives {err}") from None
 
     @property
     def tuple_size(self) -> int:
@@ -178,5 +172,5 @@ class SiameseDataModule(pl.LightningDataModule):
             for s, d in self.splits.items()
         }
         self.generator = torch.Generator(device).manual_seed(self.seed)
-        if self.make_sampler is not None:
+        if self.sampler is not None:
             self.sampler.to(self.generator)

@@ -5,12 +5,16 @@ batches, `verify` and `search` all call it with the same (channels, size, resize
 the same tensor wherever it is read.
 """
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor
+
+from siamese.core.errors import at_least, one_of
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 RESIZE_MODES = ("stretch", "crop")
@@ -23,13 +27,24 @@ class ImageDecodeError(ValueError):
     """An image file that cannot be decoded (missing, truncated, corrupt or not an image)."""
 
 
+# what PIL raises for a file that is not a readable image: not an image (UnidentifiedImageError,
+# an OSError), truncated (OSError), corrupt chunks (SyntaxError, ValueError, EOFError,
+# struct.error, zlib.error), a decompression bomb. A bug in the conversion is none of these.
+DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    Image.DecompressionBombError,
+)
+
+
 def check_decode_options(channels: int, size: int, resize: str) -> None:
-    if channels not in (1, 3):
-        raise ValueError(f"data.channels must be 1 or 3, got {channels}")
-    if size < 1:
-        raise ValueError(f"data.image_size must be >= 1, got {size}")
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"data.resize must be one of {list(RESIZE_MODES)}, got {resize!r}")
+    one_of("channels", channels, (1, 3))
+    at_least("image_size", size, 1)
+    one_of("resize", resize, RESIZE_MODES)
 
 
 def load_image(path: str | Path, channels: int, size: int, resize: str = "stretch") -> Tensor:
@@ -47,7 +62,7 @@ def load_image(path: str | Path, channels: int, size: int, resize: str = "stretc
                 img.draft("RGB" if channels == 3 else "L", (size, size))
             img.load()  # truncated files raise here, not later
             return convert_image(img, channels, size, resize)
-    except Exception as err:
+    except DECODE_ERRORS as err:
         raise ImageDecodeError(
             f"cannot read image {path}: {err}. Replace or delete the file "
             "(training: data.skip_bad=true skips and counts such files)"

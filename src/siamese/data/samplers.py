@@ -2,12 +2,15 @@
 
 Each returns a (B, T) index tensor into the split's images: T = 2 (pairs), 3 (triplets) or
 1 (P×K batches for in-batch mining). Their only state is the generator, so saving and restoring it
-replays the exact same batches. Indices are drawn on the generator's device (`to` moves a sampler's
+replays the exact same batches. A sampler is configured from the config and bound to a split's
+labels when the data is set up. Indices are drawn on the generator's device (`to` moves a sampler's
 tables there), so a split held on a GPU is sampled and gathered without the host.
 """
 
 import torch
 from torch import Tensor
+
+from siamese.core.errors import at_least, in_range
 
 
 class ClassIndex:
@@ -62,41 +65,44 @@ class ClassIndex:
         return self.order[self.offsets[classes] + r]
 
 
-class _Sampler:
+class Sampler:
+    """A sampler is configured first (`sampler=` in the config; its constructor checks its own
+    options) and bound to a split's labels and a generator when the data is set up."""
+
+    tuple_size: int
     index: ClassIndex
     generator: torch.Generator
+
+    def bind(
+        self, labels: Tensor, generator: torch.Generator, class_names: list[str] | None = None
+    ) -> "Sampler":
+        """Draw from these labels with this generator from here on; returns the sampler."""
+        self.index = ClassIndex(labels, class_names)
+        self.generator = generator
+        return self
 
     def to(self, generator: torch.Generator) -> None:
         """Draw from `generator` (on the device where the split now lives) from here on."""
         self.generator = generator
         self.index.to(generator.device)
 
-
-class _AnyBatchSize(_Sampler):
     def check_batch_size(self, batch_size: int) -> None:
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        """Raises ValueError when `batch_size` tuples cannot be drawn from the bound split."""
+        at_least("batch_size", batch_size, 1)
+
+    def sample(self, batch_size: int) -> Tensor:
+        raise NotImplementedError
 
 
-class PairSampler(_AnyBatchSize):
+class PairSampler(Sampler):
     """(x1, x2) pairs: a fraction `positive_fraction` of same-class pairs, the rest different-class."""
 
     tuple_size = 2
 
-    def __init__(
-        self,
-        labels: Tensor,
-        generator: torch.Generator,
-        positive_fraction: float = 0.5,
-        class_names: list[str] | None = None,
-    ):
-        if not 0.0 < positive_fraction < 1.0:
-            raise ValueError(
-                f"sampler.positive_fraction must be in (0, 1), got {positive_fraction}"
-            )
-        self.index = ClassIndex(labels, class_names)
-        self.generator = generator
-        self.positive_fraction = positive_fraction
+    def __init__(self, positive_fraction: float = 0.5):
+        self.positive_fraction = in_range(
+            "positive_fraction", positive_fraction, 0, 1, closed=False
+        )
 
     def sample(self, batch_size: int) -> Tensor:
         g = self.generator
@@ -110,16 +116,10 @@ class PairSampler(_AnyBatchSize):
         return torch.stack([anchors, second], 1)
 
 
-class TripletSampler(_AnyBatchSize):
+class TripletSampler(Sampler):
     """(anchor, positive, negative): a positive of the anchor's class and a negative of another."""
 
     tuple_size = 3
-
-    def __init__(
-        self, labels: Tensor, generator: torch.Generator, class_names: list[str] | None = None
-    ):
-        self.index = ClassIndex(labels, class_names)
-        self.generator = generator
 
     def sample(self, batch_size: int) -> Tensor:
         g = self.generator
@@ -131,23 +131,13 @@ class TripletSampler(_AnyBatchSize):
         )
 
 
-class PKSampler(_Sampler):
+class PKSampler(Sampler):
     """Class-balanced batches for online mining: P classes × K samples each (batch size P·K)."""
 
     tuple_size = 1
 
-    def __init__(
-        self,
-        labels: Tensor,
-        generator: torch.Generator,
-        samples_per_class: int = 4,
-        class_names: list[str] | None = None,
-    ):
-        if samples_per_class < 2:
-            raise ValueError(f"sampler.samples_per_class must be >= 2, got {samples_per_class}")
-        self.index = ClassIndex(labels, class_names)
-        self.generator = generator
-        self.samples_per_class = samples_per_class
+    def __init__(self, samples_per_class: int = 4):
+        self.samples_per_class = at_least("samples_per_class", samples_per_class, 2)
 
     def sample(self, batch_size: int) -> Tensor:
         self.check_batch_size(batch_size)
@@ -169,11 +159,11 @@ class PKSampler(_Sampler):
         p = batch_size // k
         if p < 2 or p * k != batch_size:
             raise ValueError(
-                f"data.batch_size={batch_size} must be a multiple of sampler.samples_per_class={k} "
-                "with at least 2 classes per batch"
+                f"batch_size={batch_size} must be a multiple of the sampler's samples_per_class="
+                f"{k} with at least 2 classes per batch"
             )
         if p > self.index.num_classes:
             raise ValueError(
-                f"data.batch_size={batch_size} asks for {p} classes per batch, "
+                f"batch_size={batch_size} asks for {p} classes per batch, "
                 f"the split has {self.index.num_classes}"
             )

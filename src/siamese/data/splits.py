@@ -4,7 +4,32 @@ given per sample (a manifest's `split` column, Omniglot's evaluation set)."""
 import torch
 from torch import Tensor
 
+from siamese.core.errors import ArgumentError, at_least, one_of
+
 SPLITS = ("train", "val", "test")
+SPLIT_BY = ("classes", "samples")
+
+
+def check_split_options(fractions: dict[str, float], by: str, folds: int | None, fold: int) -> None:
+    """The split settings alone, before any data: ArgumentError naming the argument."""
+    one_of("split_by", by, SPLIT_BY)
+    if set(fractions) != set(SPLITS):
+        raise ArgumentError("split", f"must give {list(SPLITS)}, got {sorted(fractions)}")
+    values = [fractions[s] for s in SPLITS]
+    if any(not v > 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
+        raise ArgumentError("split", f"fractions must be > 0 and sum to 1, got {dict(fractions)}")
+    if folds is None:
+        if fold != 0:  # a fold asked for without folds would silently be val
+            raise ArgumentError("fold", f"must be 0 while folds is null, got {fold}: set folds too")
+        return
+    at_least("folds", folds, 2)
+    if by != "classes":
+        raise ArgumentError(
+            "folds",
+            f"must be null with split_by={by!r} (folds divide classes): set split_by=classes",
+        )
+    if not 0 <= fold < folds:
+        raise ArgumentError("fold", f"must be in 0..{folds - 1} (folds={folds}), got {fold}")
 
 
 def split_indices(
@@ -27,20 +52,14 @@ def split_indices(
 
     `folds=k`: the classes outside test (train + val of the usual split) are dealt by the seed into
     k class-disjoint folds; val is fold `fold`, train the others, test stays as it is."""
-    if by not in ("classes", "samples"):
-        raise ValueError(f"data.split_by must be 'classes' or 'samples', got {by!r}")
-    if folds is not None:
-        if by != "classes":
-            raise ValueError(
-                f"data.folds={folds} needs data.split_by=classes (class-disjoint folds), got "
-                f"{by!r}: set data.split_by=classes or data.folds=null"
-            )
-        if given is not None and bool((given >= 0).any()):
-            raise ValueError(
-                f"data.folds={folds} is not supported with given splits (a manifest's split "
-                "column, Omniglot's official split): set data.folds=null, or drop the column / "
-                "set data.official_split=false"
-            )
+    check_split_options(fractions, by, folds, fold)
+    if folds is not None and given is not None and bool((given >= 0).any()):
+        raise ArgumentError(
+            "folds",
+            f"={folds} is not supported with given splits (a manifest's split column, "
+            "Omniglot's official split): set it to null, or drop the column / set "
+            "official_split=false",
+        )
     given = torch.full_like(labels, -1) if given is None else given.to(labels.device).long()
     names = class_names or [
         f"class {i}" for i in range(int(labels.max()) + 1 if len(labels) else 0)
@@ -59,11 +78,6 @@ def split_indices(
             raise ValueError(
                 f"no samples for split(s) {open_}: the given splits cover every sample"
             )
-        total = sum(fractions[s] for s in SPLITS)
-        if any(fractions[s] <= 0 for s in SPLITS) or abs(total - 1.0) > 1e-6:
-            raise ValueError(
-                f"data.split fractions must be > 0 and sum to 1, got {dict(fractions)}"
-            )
         if len(open_) == len(SPLITS):
             part = {s: fractions[s] for s in SPLITS}
         else:
@@ -81,14 +95,13 @@ def split_indices(
 def _fold(labels: Tensor, out: dict[str, Tensor], folds: int, fold: int, seed: int):
     """Train and val of a class split re-dealt into `folds` class-disjoint folds of near-equal
     class counts (sizes differ by at most 1); val = fold `fold`, train = the rest."""
-    if not 0 <= fold < folds:
-        raise ValueError(f"data.fold must be in 0..{folds - 1} (data.folds={folds}), got {fold}")
     pool = torch.cat([out["train"], out["val"]])
     classes = torch.unique(labels[pool])
     if classes.numel() < 2 * folds:
-        raise ValueError(
-            f"data.folds={folds} needs at least {2 * folds} non-test classes (2 per fold), there "
-            f"are {classes.numel()}: lower data.folds or give train+val a larger data.split share"
+        raise ArgumentError(
+            "folds",
+            f"={folds} needs at least {2 * folds} non-test classes (2 per fold), there are "
+            f"{classes.numel()}: lower it or give train+val a larger split share",
         )
     # its own stream of the split seed: the same folds for every trial, whatever the fold asked
     g = torch.Generator().manual_seed(seed + 7919)
@@ -133,9 +146,10 @@ def _allocate(n: int, fractions: dict[str, float], minimum: int, what: str) -> l
     counts = [max(minimum, round(n * fractions[s])) for s in splits[1:]]
     counts.insert(0, n - sum(counts))
     if counts[0] < minimum:
-        raise ValueError(
-            f"data.split {dict(fractions)} leaves {counts} {what} for {'/'.join(splits)}; each "
-            f"split needs at least {minimum}, and there are only {n}"
+        raise ArgumentError(
+            "split",
+            f"{dict(fractions)} leaves {counts} {what} for {'/'.join(splits)}; each split needs "
+            f"at least {minimum}, and there are only {n}",
         )
     return counts
 
@@ -147,7 +161,7 @@ def _check_split(split: str, labels: Tensor, names: list[str]) -> None:
         have = [names[i] for i in present.tolist()]
         raise ValueError(
             f"split {split!r} has {present.numel()} class(es) {have}; it needs at least 2 "
-            "(add classes, or change data.split / the manifest's split column)"
+            "(add classes, or change data.split or the manifest's split column)"
         )
     single = torch.nonzero(counts == 1).flatten().tolist()
     if single:

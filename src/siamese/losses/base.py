@@ -65,25 +65,6 @@ class SiameseLoss(nn.Module):
             )
 
 
-# Constructor checks: each raises a ValueError naming the argument and returns the value.
-def positive(name: str, value: float) -> float:
-    if not value > 0:  # also rejects NaN
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return float(value)
-
-
-def non_negative(name: str, value: float) -> float:
-    if not value >= 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return float(value)
-
-
-def int_at_least(name: str, value: int, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of values where mask holds; 0 (still attached to the graph) when it holds nowhere."""
     return values.where(mask, 0.0).sum() / mask.sum().clamp_min(1)

@@ -3,7 +3,8 @@
 from torch import Tensor
 
 from siamese.core.distances import pair_distance
-from siamese.losses.base import LossConf, SiameseLoss, positive
+from siamese.core.errors import positive
+from siamese.losses.base import LossConf, SiameseLoss
 
 SCHEMAS = {"contrastive": LossConf}
 

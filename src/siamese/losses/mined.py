@@ -12,7 +12,8 @@ from omegaconf import MISSING
 from torch import Tensor
 
 from siamese.core.distances import distance_matrix
-from siamese.losses.base import LossConf, SiameseLoss, masked_mean, positive
+from siamese.core.errors import positive
+from siamese.losses.base import LossConf, SiameseLoss, masked_mean
 from siamese.losses.contrastive import contrastive_terms
 from siamese.losses.mining import (
     batch_all,

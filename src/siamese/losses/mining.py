@@ -53,17 +53,6 @@ def semi_hard_negatives(dist: Tensor, labels: Tensor, margin: float) -> tuple[Te
     return order.gather(1, first), mined
 
 
-def semi_hard(dist: Tensor, labels: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor]:
-    """The mined semi-hard triplets as (anchor_idx, pos_idx, neg_idx) index lists.
-
-    Their length depends on the data, so this syncs with the host (nonzero): for inspection and
-    tests; the loss uses the dense `semi_hard_negatives`.
-    """
-    neg_idx, mined = semi_hard_negatives(dist, labels, margin)
-    anchor_idx, pos_idx = mined.nonzero(as_tuple=True)
-    return anchor_idx, pos_idx, neg_idx[anchor_idx, pos_idx]
-
-
 def batch_all(
     dist: Tensor, labels: Tensor, margin: float, squared_hinge: bool = False
 ) -> tuple[Tensor, Tensor]:

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from omegaconf import MISSING
 from torch import Tensor, nn
 
-from siamese.losses.base import LossConf, int_at_least, non_negative
+from siamese.core.errors import at_least, non_negative
+from siamese.losses.base import LossConf
 from siamese.losses.contrastive import ContrastiveLoss
 
 
@@ -46,9 +47,9 @@ class SDRNLoss(ContrastiveLoss):
         distance: str = "euclidean",
     ):
         super().__init__(margin, distance)
-        self.num_classes = int_at_least("num_classes", num_classes, 2)
-        embedding_dim = int_at_least("embedding_dim", embedding_dim, 1)
-        hidden_dim = int_at_least("hidden_dim", hidden_dim, 1)
+        self.num_classes = at_least("num_classes", num_classes, 2)
+        embedding_dim = at_least("embedding_dim", embedding_dim, 1)
+        hidden_dim = at_least("hidden_dim", hidden_dim, 1)
         self.lam = non_negative("lam", lam)
         self.gamma = non_negative("gamma", gamma)
         self.discriminator = nn.Sequential(

@@ -6,7 +6,8 @@ from omegaconf import MISSING
 from torch import Tensor
 
 from siamese.core.distances import pair_distance
-from siamese.losses.base import LossConf, SiameseLoss, positive
+from siamese.core.errors import positive
+from siamese.losses.base import LossConf, SiameseLoss
 
 
 @dataclass

@@ -128,16 +128,27 @@ def grouped(
     b = torch.cat([-2.0 * y, ones, bias.unsqueeze(1)], 1)
     a = torch.nn.functional.pad(a, (0, 0, 0, n_pad - n))
     b = torch.nn.functional.pad(b, (0, 0, 0, n_pad - n))
+    best_group = _best_groups(a, b, n, k, group, panel, pending)
+    for start in range(0, queries.numel(), _ROWS_PER_PASS):
+        q, r_q = queries[start : start + _ROWS_PER_PASS], r_queries[start : start + _ROWS_PER_PASS]
+        k_pass = max(k_max, int(r_q[-1]))
+        yield q, r_q, _exact_among_groups(a, b, q, best_group[q, :k_pass], n, k_pass, group)
+
+
+def _best_groups(a: Tensor, b: Tensor, n: int, k: int, group: int, panel: int, pending: int):
+    """(n_pad, k) per row the ids of its k groups of smallest minimum, nearest first: the first
+    pass of `grouped`, block by block over half of the product a·bᵀ."""
+    n_pad = a.shape[0]
     panel = max(group, panel // group * group)
     pending = max(pending, panel // group)
     inf = float("inf")
     # per row: its k smallest group minima so far (first k columns), then minima not yet merged
-    minima = torch.full((n_pad, k + pending), inf, dtype=y.dtype, device=y.device)
-    best_group = torch.zeros((n_pad, k), dtype=torch.long, device=y.device)
-    pending_group = torch.zeros(pending, dtype=torch.long, device=y.device)
+    minima = torch.full((n_pad, k + pending), inf, dtype=a.dtype, device=a.device)
+    best_group = torch.zeros((n_pad, k), dtype=torch.long, device=a.device)
+    pending_group = torch.zeros(pending, dtype=torch.long, device=a.device)
     filled = 0
-    groups = torch.arange(n_pad // group, device=y.device)
-    buffer = torch.empty(min(panel, n_pad) * n_pad, dtype=y.dtype, device=y.device)
+    groups = torch.arange(n_pad // group, device=a.device)
+    buffer = torch.empty(min(panel, n_pad) * n_pad, dtype=a.dtype, device=a.device)
     for s in range(0, n_pad, panel):
         e = min(s + panel, n_pad)
         h, w = e - s, n_pad - s
@@ -163,11 +174,7 @@ def grouped(
         minima[e:, k + filled : k + filled + new] = d.view(new, group, w).amin(1)[:, h:].T
         pending_group[filled : filled + new] = groups[first : first + new]
         filled += new
-    del d, buffer, minima, seen  # phase 2 needs none of them
-    for start in range(0, queries.numel(), _ROWS_PER_PASS):
-        q, r_q = queries[start : start + _ROWS_PER_PASS], r_queries[start : start + _ROWS_PER_PASS]
-        k_pass = max(k_max, int(r_q[-1]))
-        yield q, r_q, _exact_among_groups(a, b, q, best_group[q, :k_pass], n, k_pass, group)
+    return best_group
 
 
 def _group_ids(at: Tensor, best: Tensor, pending: Tensor, fresh: Tensor) -> Tensor:

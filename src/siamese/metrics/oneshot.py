@@ -44,7 +44,26 @@ def one_shot_accuracy(
     if eligible.numel() == 0:
         raise ValueError("one-shot needs a class with >= 2 samples (query + support), none has")
 
-    g, dev = generator, generator.device
+    query_idx, support_idx = _draw_trials(cls, counts, eligible, n_way, trials, generator)
+    query_idx, support_idx = query_idx.to(embeddings.device), support_idx.to(embeddings.device)
+    x = embeddings.detach()
+    x = x if x.dtype == torch.float64 else x.float()
+    correct = 0
+    for b in range(0, trials, _BLOCK):
+        qi, si = query_idx[b : b + _BLOCK], support_idx[b : b + _BLOCK]
+        d = pair_distance(x[qi].unsqueeze(1), x[si], distance)  # (block, n_way)
+        correct += int((d[:, 0] < d[:, 1:].min(1).values).sum())
+    return correct / trials
+
+
+def _draw_trials(
+    cls: Tensor, counts: Tensor, eligible: Tensor, n_way: int, trials: int, g: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """(query (trials,), supports (trials, n_way)) sample indices, the true class's support first.
+    `cls` is each sample's class index, `counts` each class's size, `eligible` the classes with 2
+    or more samples; all drawn at once from `g`, on its device."""
+    dev = g.device
+    n_classes = counts.numel()
     counts, eligible = counts.to(dev), eligible.to(dev)
     # samples grouped by class: the j-th sample of class c is by_class[start[c] + j]
     by_class = torch.sort(cls, stable=True).indices.to(dev)
@@ -67,14 +86,4 @@ def one_shot_accuracy(
     support_true += support_true >= query  # skip the query's own slot
     support = uniform_below(counts[ways])
     support[:, 0] = support_true
-    query_idx = by_class[start[true] + query].to(embeddings.device)
-    support_idx = by_class[start[ways] + support].to(embeddings.device)
-
-    x = embeddings.detach()
-    x = x if x.dtype == torch.float64 else x.float()
-    correct = 0
-    for b in range(0, trials, _BLOCK):
-        qi, si = query_idx[b : b + _BLOCK], support_idx[b : b + _BLOCK]
-        d = pair_distance(x[qi].unsqueeze(1), x[si], distance)  # (block, n_way)
-        correct += int((d[:, 0] < d[:, 1:].min(1).values).sum())
-    return correct / trials
+    return by_class[start[true] + query], by_class[start[ways] + support]

@@ -6,9 +6,7 @@ import torch
 from torch import Tensor
 
 from siamese.core.distances import Distance, check_distance
-from siamese.metrics import knn
-
-Method = knn.Method
+from siamese.metrics.knn import Method, self_neighbours
 
 
 def retrieval_metrics(
@@ -81,7 +79,7 @@ def _retrieval_metrics(
         raise ValueError("no query has another sample of its class: retrieval is undefined")
 
     k_max = min(max(ks), n - 1)
-    blocks = knn.self_neighbours(x, distance, queries, r_queries, k_max, chunk_size, method)
+    blocks = self_neighbours(x, distance, queries, r_queries, k_max, chunk_size, method)
 
     top_ks = sorted(set(ks) | {1})
     hits = torch.zeros(len(top_ks), dtype=torch.long, device=device)

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from siamese.core.distances import check_distance, pair_distance
+from siamese.core.distances import DISTANCES, pair_distance
+from siamese.core.errors import ArgumentError, at_least, one_of
 from siamese.data.imageset import ImageSet
 from siamese.metrics import (
     fnmr_at_fmr,
@@ -28,16 +29,18 @@ class Scorer:
     fmr_targets: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        check_distance(self.distance)
+        one_of("distance", self.distance, DISTANCES)
         if not self.recall_ks or any(k < 1 for k in self.recall_ks):
-            raise ValueError(f"recall_ks must be >= 1 each, and at least one, got {self.recall_ks}")
+            raise ArgumentError(
+                "recall_ks", f"must be >= 1 each, at least one, got {self.recall_ks}"
+            )
         if any(n < 2 for n in self.one_shot_ways):
-            raise ValueError(f"one_shot_ways must all be >= 2, got {self.one_shot_ways}")
+            raise ArgumentError("one_shot_ways", f"must all be >= 2, got {self.one_shot_ways}")
         if any(not 0 < t < 1 for t in self.fmr_targets):
-            raise ValueError(f"fmr_targets must each be in (0, 1), got {self.fmr_targets}")
-        for name in ("one_shot_trials", "chunk_size"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            raise ArgumentError("fmr_targets", f"must each be in (0, 1), got {self.fmr_targets}")
+        at_least("one_shot_trials", self.one_shot_trials, 1)
+        if self.chunk_size is not None:
+            at_least("chunk_size", self.chunk_size, 1)
 
     def pair_distances(self, embeddings: Tensor, labels: Tensor, pairs: Tensor):
         """(d, is_same) of the fixed pairs (P, 2) of a split."""

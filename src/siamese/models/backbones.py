@@ -3,36 +3,31 @@
 import torch
 from torch import Tensor, nn
 
-from siamese.models.normalization import check_normalization, norm1d, norm2d
+from siamese.core.errors import ArgumentError, at_least
+from siamese.models.normalization import BatchNorm, Normalization
 
 _ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
 
 def _activation(name: str, key: str) -> nn.Module:
     if name not in _ACTIVATIONS:
-        raise ValueError(f"backbone.{key} must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
+        raise ArgumentError(key, f"must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
     return _ACTIVATIONS[name]()
 
 
-def conv_block(cin: int, cout: int, norm: str) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=norm == "none"), norm2d(norm, cout), nn.ReLU()
-    )
+def conv_block(cin: int, cout: int, norm: Normalization) -> nn.Sequential:
+    conv = nn.Conv2d(cin, cout, 3, padding=1, bias=not norm.replaces_bias)
+    return nn.Sequential(conv, norm.layer2d(cout), nn.ReLU())
 
 
 class ConvNet(nn.Module):
     """A small CNN for 28–64 px images: conv blocks, each halving the resolution, then global pooling."""
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        widths: tuple[int, ...] = (32, 64, 128),
-        normalization: str = "batchnorm",
-    ):
+    def __init__(self, in_channels: int, widths: tuple[int, ...], normalization: Normalization):
         super().__init__()
-        check_normalization(normalization)
+        at_least("in_channels", in_channels, 1)
         if not widths or min(widths) < 1:
-            raise ValueError(f"widths must be at least 1 width, each > 0, got {list(widths)}")
+            raise ArgumentError("widths", f"must be at least 1 width, each > 0, got {list(widths)}")
         layers, cin = [], in_channels
         for i, width in enumerate(widths):
             layers += [conv_block(cin, width, normalization)]
@@ -51,24 +46,21 @@ class MLP(nn.Module):
     def __init__(
         self,
         in_features: int,
-        hidden: tuple[int, int] = (256, 128),
-        activations: tuple[str, str] = ("sigmoid", "tanh"),
-        normalization: str = "batchnorm",
+        hidden: tuple[int, int],
+        activations: tuple[str, str],
+        normalization: Normalization,
     ):
         super().__init__()
-        check_normalization(normalization)
-        if len(hidden) != 2 or len(activations) != 2:
-            raise ValueError(
-                f"backbone.hidden and backbone.activations need 2 entries each, got "
-                f"{list(hidden)} and {list(activations)}"
-            )
+        for name, value in (("hidden", hidden), ("activations", activations)):
+            if len(value) != 2:
+                raise ArgumentError(name, f"needs 2 entries, got {list(value)}")
         self.layers = nn.Sequential(
             nn.Flatten(),
             nn.Linear(in_features, hidden[0]),
-            norm1d(normalization, hidden[0]),
+            normalization.layer1d(hidden[0]),
             _activation(activations[0], "activations[0]"),
             nn.Linear(hidden[0], hidden[1]),
-            norm1d(normalization, hidden[1]),
+            normalization.layer1d(hidden[1]),
             _activation(activations[1], "activations[1]"),
         )
         self.out_features = hidden[1]
@@ -84,29 +76,28 @@ class TwoBranch(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        spatial_widths: tuple[int, ...] = (32, 64, 128),
-        colour_hidden: int = 64,
-        fused: int = 128,
-        normalization: str = "batchnorm",
+        in_channels: int,
+        spatial_widths: tuple[int, ...],
+        colour_hidden: int,
+        fused: int,
+        normalization: Normalization,
     ):
         super().__init__()
-        check_normalization(normalization)
         if not spatial_widths:
-            raise ValueError("backbone.spatial_widths needs at least 1 entry")
+            raise ArgumentError("spatial_widths", "needs at least 1 entry")
         self.spatial = ConvNet(1, tuple(spatial_widths), normalization)
         stats = 4 * in_channels  # per channel: mean, std, min, max
         self.colour = nn.Sequential(
             nn.Linear(stats, colour_hidden),
-            norm1d(normalization, colour_hidden),
+            normalization.layer1d(colour_hidden),
             nn.ReLU(),
             nn.Linear(colour_hidden, colour_hidden),
-            norm1d(normalization, colour_hidden),
+            normalization.layer1d(colour_hidden),
             nn.ReLU(),
         )
         self.fuse = nn.Sequential(
             nn.Linear(self.spatial.out_features + colour_hidden, fused),
-            norm1d(normalization, fused),
+            normalization.layer1d(fused),
             nn.ReLU(),
         )
         self.out_features = fused
@@ -130,25 +121,25 @@ class ResNet18(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        weights: str | None = None,
-        normalization: str = "batchnorm",
-        pretrained: bool = False,
+        in_channels: int,
+        weights: str | None,
+        pretrained: bool,
+        normalization: Normalization,
     ):
         super().__init__()
-        check_normalization(normalization)
         from torchvision.models import resnet18
 
         if pretrained and weights is None:
             weights = "IMAGENET1K_V1"
-        net = resnet18(weights=None, norm_layer=lambda c: norm2d(normalization, c))
+        net = resnet18(weights=None, norm_layer=normalization.layer2d)
         self.input_mean: tuple[float, ...] | None = None
         self.input_std: tuple[float, ...] | None = None
         if weights is not None:
-            if normalization != "batchnorm":
-                raise ValueError(
-                    f"backbone.weights={weights!r} holds batch-norm layers; use "
-                    f"normalization=batchnorm with them, not {normalization!r}"
+            if not isinstance(normalization, BatchNorm):
+                raise ArgumentError(
+                    "weights",
+                    f"={weights!r} holds batch-norm layers; use normalization=batchnorm with "
+                    f"them, not {type(normalization).__name__}",
                 )
             state, mean, std = _cached_resnet18_weights(weights)
             net.load_state_dict(state)

@@ -1,28 +1,49 @@
-"""Assembly: the data module, the LightningModule, the scorer and the trainer a config describes."""
+"""Assembly: the data module, the LightningModule and the scorer a config describes.
 
-import copy
-import inspect
+Every project object is built by `build_node`, which puts the node's key in front of a
+constructor's `ArgumentError` (`margin must be > 0` becomes `loss.margin must be > 0`).
+"""
+
 from dataclasses import fields
-from pathlib import Path
+from typing import Any
 
-import pytorch_lightning as pl
 import torch
-from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf, open_dict
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from siamese.config.checks import ConfigValueError, build_node
-from siamese.core.atomic import AtomicCheckpointIO
-from siamese.data.batches import DataOnDevice
+from siamese.config.options import DataModuleConf
+from siamese.core.errors import ArgumentError, ConfigValueError
 from siamese.data.datamodule import SiameseDataModule
-from siamese.metrics.callback import Dashboards, SplitScores
 from siamese.metrics.scoring import Scorer
 from siamese.models.encoder import Encoder
 from siamese.models.lightning import SiameseModule
 from siamese.models.speed import apply_speed
-from siamese.run.checkpoint import ConfigInCheckpoint
-from siamese.run.guards import DivergenceGuard
+
+# the data module's own keys; every other key of a data option belongs to its source
+DATAMODULE_KEYS = frozenset(f.name for f in fields(DataModuleConf))
+
+
+def build_node(node: Any, key: str, **kwargs: Any) -> Any:
+    """`instantiate(node, **kwargs)`; a constructor's ArgumentError comes back as a
+    ConfigValueError naming the full key (`key.argument`)."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ArgumentError):
+            raise err.__cause__.at(key) from err.__cause__
+        raise
+
+
+def call_node(node: Any, key: str, **objects: Any) -> Any:
+    """The object of `node` built with `objects` (modules, tensors, other built objects), which
+    pass through as they are rather than into the config; errors named as by build_node."""
+    make = build_node(node, key, _partial_=True)
+    try:
+        return make(**objects)
+    except ArgumentError as err:
+        raise err.at(key) from err
 
 
 def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
@@ -30,8 +51,7 @@ def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
     # each DDP rank draws its own batches (rank 0 of a single-device run: seed itself)
     seed = cfg.seed + rank_zero_only.rank
     sampler = build_node(cfg.sampler, "sampler")
-    datamodule = build_node(datamodule_node(cfg.data), "data", sampler=sampler, seed=seed)
-    datamodule.setup("fit")
+    datamodule = build_datamodule(cfg.data, sampler=sampler, seed=seed)
     # the sdrn discriminator's classes: null means the training split's count, written back so
     # that the saved config and every checkpoint rebuild the same model
     if "num_classes" in cfg.loss:
@@ -53,30 +73,42 @@ def build(cfg: DictConfig) -> tuple[SiameseDataModule, SiameseModule]:
     return datamodule, module
 
 
-def datamodule_node(data: DictConfig) -> DictConfig:
-    """The data node without the keys only its source reads: a user sets data.root= beside
-    data.image_size=, and the source takes them through interpolation (`root: ${..root}`)."""
-    node = copy.deepcopy(data)
-    node._set_parent(data._get_parent())  # interpolations resolve as in the whole config
-    OmegaConf.resolve(node)
-    takes = inspect.signature(get_class(node._target_)).parameters
-    with open_dict(node):
-        for key in [k for k in node if not k.startswith("_") and k not in takes]:
-            del node[key]
-    return node
+def build_datamodule(data: DictConfig, sampler: Any = None, seed: int = 0) -> SiameseDataModule:
+    """The data module of `data` (the config's data node), set up. Its source gets the keys of
+    `data.source` and the data option's keys that are not the data module's (`data.root`)."""
+    values = OmegaConf.to_container(data, resolve=True)
+    source_node = values.pop("source")
+    beside = {
+        k: values.pop(k) for k in list(values) if k != "_target_" and k not in DATAMODULE_KEYS
+    }
+    try:
+        source = instantiate(source_node, **beside)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, ArgumentError):
+            raise cause.at("data" if cause.argument in beside else "data.source") from cause
+        raise
+    datamodule = call_node(values, "data", source=source, sampler=sampler, seed=seed)
+    try:
+        datamodule.setup("fit")
+    except ArgumentError as err:  # the split, the batch size: checked against the data
+        raise err.at("data") from err
+    return datamodule
 
 
 def build_module(
     cfg: DictConfig, pixel_mean: torch.Tensor, pixel_std: torch.Tensor
 ) -> SiameseModule:
     """The LightningModule alone: also what a checkpoint is rebuilt into."""
-    backbone = build_node(cfg.backbone, "backbone")
+    normalization = build_node(cfg.normalization, "normalization")
+    backbone = call_node(cfg.backbone, "backbone", normalization=normalization)
     if getattr(backbone, "input_mean", None) is not None:  # pretrained: its weights' statistics
         pixel_mean, pixel_std = backbone.input_mean, backbone.input_std
     encoder = Encoder(backbone, cfg.embedding.dim, cfg.embedding.l2_normalize)
     augment = build_node(cfg.augmentation, "augmentation") if cfg.get("augmentation") else None
-    # a partial, then called: the tensors and modules pass through as they are
-    return build_node(cfg.model, "model", _partial_=True)(
+    return call_node(
+        cfg.model,
+        "model",
         encoder=encoder,
         loss=build_node(cfg.loss, "loss"),
         optimizer=build_node(cfg.optimizer, "optimizer"),
@@ -103,64 +135,5 @@ def build_scorer(cfg: DictConfig) -> Scorer:
             seed=cfg.data.split_seed,
             fmr_targets=tuple(e.fmr_targets),
         )
-    except ValueError as err:
-        raise ConfigValueError(f"evaluation.{err}") from err
-
-
-DASHBOARD_KEYS = tuple(f.name for f in fields(Dashboards) if f.name != "splits")
-
-
-def make_trainer(
-    cfg: DictConfig,
-    run_dir: Path,
-    datamodule: SiameseDataModule,
-    callbacks: list[Callback] = (),
-) -> pl.Trainer:
-    """The trainer of a run in `run_dir`: best/last checkpoints, the config in each of them, and
-    the val/test scoring (and dashboards) on the data module's fixed pairs and splits."""
-    logger, pictures = False, None
-    if cfg.logger:
-        node = copy.deepcopy(cfg.logger)
-        with open_dict(node):  # the dashboards' switches are no arguments of the logger
-            switches = {k: node.pop(k) for k in DASHBOARD_KEYS if k in node}
-        logger = build_node(node, "logger", save_dir=str(run_dir))
-        pictures = Dashboards(datamodule.splits, **switches)
-    folder = run_dir / "checkpoints"
-    # fixed names (a resumed run overwrites them, no best-v1.ckpt), written atomically
-    best = ModelCheckpoint(
-        dirpath=folder,
-        filename="best",
-        monitor=cfg.evaluation.monitor,
-        mode=cfg.evaluation.mode,
-        save_last=True,
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
-    )
-    # last.ckpt also every few steps: a kill loses minutes, not an epoch
-    every = ModelCheckpoint(
-        dirpath=folder,
-        save_top_k=0,
-        save_last=True,
-        every_n_train_steps=cfg.checkpoint.every_n_steps,
-        enable_version_counter=False,
-    )
-    guard = DivergenceGuard(cfg.guard.max_loss, cfg.guard.max_weight_norm)
-    scorer = build_scorer(cfg)
-    scores = SplitScores(scorer, datamodule.pairs, run_dir / "test_embeddings.pt", pictures)
-    names = datamodule.splits["train"].class_names
-    return build_node(
-        cfg.trainer,
-        "trainer",
-        logger=logger,
-        default_root_dir=str(run_dir),
-        plugins=[AtomicCheckpointIO()],
-        callbacks=[
-            DataOnDevice(),
-            scores,
-            guard,
-            best,
-            every,
-            ConfigInCheckpoint(cfg, names),
-            *callbacks,
-        ],
-    )
+    except ArgumentError as err:
+        raise err.at("evaluation") from err

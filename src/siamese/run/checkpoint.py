@@ -70,10 +70,50 @@ MOVED = {
 }
 
 
+# `normalization.layer` of earlier runs -> the class that option builds now
+NORMALIZATIONS = {
+    "batchnorm": {"_target_": "siamese.models.normalization.BatchNorm"},
+    "layernorm": {"_target_": "siamese.models.normalization.LayerNorm"},
+    "groupnorm": {"_target_": "siamese.models.normalization.GroupNorm", "max_groups": 8},
+    "none": {"_target_": "siamese.models.normalization.NoNorm"},
+}
+# `augmentation.kind` of earlier runs -> its values (conf/augmentation/*.yaml)
+NEUTRAL = {"crop_scale": [1.0, 1.0], "crop_ratio": [1.0, 1.0], "hflip": 0.0, "rotation": 0.0}
+NEUTRAL |= {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0}
+AUGMENTATIONS = {
+    "none": NEUTRAL,
+    "light": NEUTRAL
+    | {"crop_scale": [0.8, 1.0], "hflip": 0.5}
+    | {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2},
+    "strong": {"crop_scale": [0.5, 1.0], "crop_ratio": [3 / 4, 4 / 3], "hflip": 0.5}
+    | {"rotation": 15.0, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4},
+}
+FILE_SOURCES = ("ImageFolder", "CSVManifest", "TorchvisionDataset")
+
+
 def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A stored config as today's code reads it: moved classes named where they are now."""
+    """A stored config as today's code reads it: moved classes named where they are now, and
+    the layouts of earlier runs (a normalization name, an augmentation preset, a partial sampler,
+    source keys written twice) in today's form."""
     config = copy.deepcopy(config)
     _retarget(config)
+    norm = config.get("normalization")
+    if isinstance(norm, dict) and "layer" in norm:
+        config["normalization"] = dict(NORMALIZATIONS[norm["layer"]])
+        config.get("backbone", {}).pop("normalization", None)
+    augment = config.get("augmentation")
+    if isinstance(augment, dict) and "kind" in augment:
+        given = {k: v for k, v in augment.items() if v is not None and k != "kind"}
+        config["augmentation"] = AUGMENTATIONS[augment["kind"]] | given
+    if isinstance(config.get("sampler"), dict):
+        config["sampler"].pop("_partial_", None)
+    data = config.get("data")
+    if isinstance(data, dict) and isinstance(data.get("source"), dict):
+        source = data["source"]
+        if str(source.get("_target_", "")).endswith(FILE_SOURCES):  # its keys live beside it
+            data["source"] = {"_target_": source["_target_"]}
+        source.pop("image_size", None)
+        data.setdefault("loader_workers", 0)
     return config
 
 

@@ -26,6 +26,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from siamese.core.errors import positive
+
 ADVICE = (
     "try a lower optimizer.lr, gradient clipping (trainer.gradient_clip_val=1.0), "
     "or a learning-rate warm-up"
@@ -34,19 +36,6 @@ ADVICE = (
 
 class DivergenceError(FloatingPointError):
     """Training diverged: the message names the step, the quantity, its value and what to try."""
-
-
-def finite_or_raise(key: str, value: Any) -> None:
-    """Refuses a nan or infinite number for config key `key` (e.g. optimizer.lr): the range
-    checks pass nan (`nan <= 0` is false) and inf trains an epoch before anything fails."""
-    if isinstance(value, bool):
-        return
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return  # not a number: the type check reports it
-    if not math.isfinite(number):
-        raise ValueError(f"{key}={value} must be a finite number")
 
 
 @torch.no_grad()
@@ -69,15 +58,13 @@ class DivergenceGuard(Callback):
 
     def __init__(
         self,
-        max_loss: float | None = None,
-        max_weight_norm: float | None = None,
+        max_loss: float | None,
+        max_weight_norm: float | None,
         blocking: bool | None = None,
     ):
         for key, bound in (("max_loss", max_loss), ("max_weight_norm", max_weight_norm)):
             if bound is not None:
-                finite_or_raise(f"guard.{key}", bound)
-                if bound <= 0:
-                    raise ValueError(f"guard.{key}={bound} must be > 0 (or null: no bound)")
+                positive(key, bound)
         self.max_loss = max_loss
         self.max_weight_norm = max_weight_norm
         self.blocking = blocking

@@ -13,15 +13,17 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LambdaCallback
 from pytorch_lightning.utilities import rank_zero_only
 
-from siamese.config.checks import ConfigValueError, check_config
+from siamese.config.checks import check_config
 from siamese.config.resolvers import AUTO
 from siamese.config.schemas import register
 from siamese.core.atomic import atomic_write_text
+from siamese.core.errors import ConfigValueError
 from siamese.metrics.scoring import score_split
-from siamese.run.build import build, build_scorer, make_trainer
+from siamese.run.build import build, build_scorer
 from siamese.run.record import RunRecord, newest_checkpoint, slurm_requeued
 from siamese.run.resume import completed_metric, resumed_config
 from siamese.run.signals import Interrupted, StopOnSignal
+from siamese.run.trainer import make_trainer
 
 register()
 log = logging.getLogger(__name__)
@@ -86,46 +88,7 @@ def train(cfg: DictConfig) -> float:
     if main_process and single_process(cfg):
         stop.install()
     try:
-        check_config(cfg)
-        refuse_ddp_in_sweep(cfg)
-        pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule, module = build(cfg)
-        if main_process:  # after build: it fills the keys the data decides (loss.num_classes)
-            atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        untrained, _ = score_split(
-            module,
-            datamodule.splits["test"],
-            datamodule.pairs["test"],
-            build_scorer(cfg),
-            batch_size=datamodule.eval_batch_size,
-        )
-        first = []  # the step this fit starts from: a resumed one trains the rest only
-        at_start = LambdaCallback(on_train_start=lambda t, m: first.append(t.global_step))
-        trainer = make_trainer(cfg, run_dir, datamodule, callbacks=[stop, at_start])
-        start = time.time()
-        trainer.fit(module, datamodule, ckpt_path=checkpoint)
-        fit_s = time.time() - start
-        ckpt = cfg.evaluation.test_on
-        (val,) = trainer.validate(module, datamodule, ckpt_path=ckpt, verbose=False)
-        (test,) = trainer.test(module, datamodule, ckpt_path=ckpt, verbose=False)
-        metrics = {k: float(v) for k, v in (val | test).items()}
-        metrics["test/p_at_1_untrained"] = untrained["p_at_1"]
-        steps = trainer.global_step - (first[0] if first else 0)
-        images = steps * trainer.accumulate_grad_batches * datamodule.batch_size
-        images *= datamodule.tuple_size
-        record.update(
-            metrics=metrics,
-            threshold=metrics["test/threshold"],  # τ of the tested checkpoint, chosen on val
-            checkpoint=ckpt,
-            # training with its validation epochs and checkpoints; this part's alone if resumed
-            times={"fit_s": fit_s},
-            throughput={"fit_images_per_s": images * trainer.world_size / fit_s},
-        )
-        if trainer.logger:  # TensorBoard's hparams tab: each run's choices beside its results
-            choices = record.data["choices"] | {"seed": cfg.seed, "name": cfg.name}
-            final = {k: v for k, v in metrics.items() if k.startswith("test/")}
-            trainer.logger.log_hyperparams(choices, metrics=final)
-            trainer.logger.finalize("success")  # test() closed it; this write must reach disk
+        metrics, fit_s = fit_and_test(cfg, run_dir, record, [stop], checkpoint)
         record.complete()
     except Interrupted:
         raise  # recorded as interrupted by the signal's callback: resumable, not failed
@@ -144,6 +107,58 @@ def train(cfg: DictConfig) -> float:
         run_dir,
     )
     return metrics[cfg.evaluation.monitor]
+
+
+def fit_and_test(
+    cfg: DictConfig,
+    run_dir: Path,
+    record: RunRecord,
+    callbacks: list,
+    checkpoint: Path | None,
+) -> tuple[dict[str, float], float]:
+    """Checks, builds, fits (from `checkpoint` if resumed), scores val and test with the
+    checkpoint `evaluation.test_on` names, and records it all; returns (metrics, fit seconds)."""
+    check_config(cfg)
+    refuse_ddp_in_sweep(cfg)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule, module = build(cfg)
+    if record.enabled:  # after build: it fills the keys the data decides (loss.num_classes)
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    untrained, _ = score_split(
+        module,
+        datamodule.splits["test"],
+        datamodule.pairs["test"],
+        build_scorer(cfg),
+        batch_size=datamodule.eval_batch_size,
+    )
+    first = []  # the step this fit starts from: a resumed one trains the rest only
+    at_start = LambdaCallback(on_train_start=lambda t, m: first.append(t.global_step))
+    trainer = make_trainer(cfg, run_dir, datamodule, callbacks=[*callbacks, at_start])
+    start = time.time()
+    trainer.fit(module, datamodule, ckpt_path=checkpoint)
+    fit_s = time.time() - start
+    ckpt = cfg.evaluation.test_on
+    (val,) = trainer.validate(module, datamodule, ckpt_path=ckpt, verbose=False)
+    (test,) = trainer.test(module, datamodule, ckpt_path=ckpt, verbose=False)
+    metrics = {k: float(v) for k, v in (val | test).items()}
+    metrics["test/p_at_1_untrained"] = untrained["p_at_1"]
+    steps = trainer.global_step - (first[0] if first else 0)
+    images = steps * trainer.accumulate_grad_batches * datamodule.batch_size
+    images *= datamodule.tuple_size
+    record.update(
+        metrics=metrics,
+        threshold=metrics["test/threshold"],  # τ of the tested checkpoint, chosen on val
+        checkpoint=ckpt,
+        # training with its validation epochs and checkpoints; this part's alone if resumed
+        times={"fit_s": fit_s},
+        throughput={"fit_images_per_s": images * trainer.world_size / fit_s},
+    )
+    if trainer.logger:  # TensorBoard's hparams tab: each run's choices beside its results
+        choices = record.data["choices"] | {"seed": cfg.seed, "name": cfg.name}
+        final = {k: v for k, v in metrics.items() if k.startswith("test/")}
+        trainer.logger.log_hyperparams(choices, metrics=final)
+        trainer.logger.finalize("success")  # test() closed it; this write must reach disk
+    return metrics, fit_s
 
 
 def single_process(cfg: DictConfig) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from siamese.config.checks import ConfigValueError
+from siamese.core.errors import ConfigValueError
 from siamese.run.record import COMPLETED, read_record
 
 log = logging.getLogger(__name__)

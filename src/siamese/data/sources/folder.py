@@ -4,9 +4,9 @@ import logging
 import os
 from pathlib import Path
 
+from siamese.core.errors import ArgumentError
 from siamese.data.images import IMAGE_SUFFIXES
-from siamese.data.imageset import ImageSet
-from siamese.data.sources.files import DecodedSource, Entry
+from siamese.data.sources.files import DecodedSource, Entry, Listing
 
 log = logging.getLogger(__name__)
 
@@ -19,28 +19,21 @@ class ImageFolder(DecodedSource):
     def __init__(
         self,
         root: str | Path,
-        image_size: int = 32,
-        channels: int = 3,
-        resize: str = "stretch",
         num_workers: int | None = None,
         cache: bool = True,
         skip_bad: bool = False,
         max_memory_gb: float = 8.0,
     ):
-        super().__init__(image_size, channels, resize, num_workers, cache, skip_bad, max_memory_gb)
+        super().__init__(num_workers, cache, skip_bad, max_memory_gb)
         self.root = Path(root).expanduser()
+        layout = "a folder laid out as <root>/<class>/<image>"
+        if not self.root.exists():
+            raise ArgumentError("root", f"={str(self.root)!r} does not exist; point it at {layout}")
+        if not self.root.is_dir():
+            raise ArgumentError("root", f"={str(self.root)!r} is a file, not {layout}")
 
-    def __call__(self) -> ImageSet:
+    def listing(self) -> Listing:
         root = self.root
-        if not root.exists():
-            raise FileNotFoundError(
-                f"data.root={str(root)!r} does not exist; point it at a folder laid out as "
-                "<root>/<class>/<image>"
-            )
-        if not root.is_dir():
-            raise NotADirectoryError(
-                f"data.root={str(root)!r} is a file, not a folder laid out as <root>/<class>/<image>"
-            )
         classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         ignored = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
         entries: list[Entry] = []
@@ -57,7 +50,7 @@ class ImageFolder(DecodedSource):
                         ignored.append(p)
         if not entries:
             raise ValueError(
-                f"data.root={str(root)!r} holds no images in class folders: expected "
+                f"folder {str(root)!r} holds no images in class folders: expected "
                 f"<root>/<class>/<image> with suffixes {', '.join(IMAGE_SUFFIXES)}"
             )
         entries.sort(key=lambda e: (e.label, str(e.path.relative_to(root / e.label))))
@@ -72,7 +65,5 @@ class ImageFolder(DecodedSource):
         empty = [p.name for p in classes if p.name not in labels]
         if empty:
             log.warning("left out %d empty class folder(s) in %s: %s", len(empty), root, empty)
-        data = self._build(entries, root, "folder", f"data.root={str(root)!r}")
-        self.stats["ignored_files"] = len(ignored)
-        self.stats["empty_classes"] = empty
-        return data
+        stats = {"ignored_files": len(ignored), "empty_classes": empty}
+        return Listing(entries, root, "folder", f"folder {str(root)!r}", stats)

@@ -3,8 +3,9 @@
 import csv
 from pathlib import Path
 
-from siamese.data.imageset import FREE, SPLIT_CODES, ImageSet
-from siamese.data.sources.files import DecodedSource, Entry
+from siamese.core.errors import ArgumentError
+from siamese.data.imageset import FREE, SPLIT_CODES
+from siamese.data.sources.files import DecodedSource, Entry, Listing
 
 
 class CSVManifest(DecodedSource):
@@ -14,24 +15,22 @@ class CSVManifest(DecodedSource):
     def __init__(
         self,
         manifest: str | Path,
-        image_size: int = 32,
-        channels: int = 3,
-        resize: str = "stretch",
         num_workers: int | None = None,
         cache: bool = True,
         skip_bad: bool = False,
         max_memory_gb: float = 8.0,
     ):
-        super().__init__(image_size, channels, resize, num_workers, cache, skip_bad, max_memory_gb)
+        super().__init__(num_workers, cache, skip_bad, max_memory_gb)
         self.manifest = Path(manifest).expanduser()
-
-    def __call__(self) -> ImageSet:
-        m = self.manifest
-        if not m.is_file():
-            raise FileNotFoundError(
-                f"data.manifest={str(m)!r} does not exist or is not a file; it should be a CSV "
-                "with a header line: path,label[,split]"
+        if not self.manifest.is_file():
+            raise ArgumentError(
+                "manifest",
+                f"={str(self.manifest)!r} does not exist or is not a file; it should be a CSV "
+                "with a header line: path,label[,split]",
             )
+
+    def listing(self) -> Listing:
+        m = self.manifest
         base = m.parent
         entries: list[Entry] = []
         missing: list[str] = []
@@ -72,5 +71,5 @@ class CSVManifest(DecodedSource):
                 f"{base}):\n  {shown}{more}"
             )
         if not entries:
-            raise ValueError(f"data.manifest={str(m)!r} lists no images")
-        return self._build(entries, base, m.stem, f"data.manifest={str(m)!r}")
+            raise ValueError(f"manifest {str(m)!r} lists no images")
+        return Listing(entries, base, m.stem, f"manifest {str(m)!r}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from siamese.core.errors import at_least, non_negative, one_of
 from siamese.data.imageset import ImageSet
 
 
@@ -18,7 +19,6 @@ from siamese.data.imageset import ImageSet
 class SyntheticGlyphs:
     num_classes: int = 100
     samples_per_class: int = 40
-    image_size: int = 32
     strokes: int = 3
     palette_size: int = 6
     rotation: float = 0.3  # radians, uniform ±
@@ -31,15 +31,24 @@ class SyntheticGlyphs:
 
     def __post_init__(self) -> None:
         lowest = {"num_classes": 2, "samples_per_class": 1, "strokes": 1, "palette_size": 1}
-        lowest["image_size"] = 8
         for key, low in lowest.items():
-            if getattr(self, key) < low:
-                raise ValueError(f"{key} must be >= {low}, got {getattr(self, key)}")
+            at_least(key, getattr(self, key), low)
         for key in ("rotation", "scale", "translation", "stroke_jitter", "colour_jitter", "noise"):
-            if not getattr(self, key) >= 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+            non_negative(key, getattr(self, key))
 
-    def __call__(self) -> ImageSet:
+    def __call__(self, *, image_size: int, channels: int = 3, resize: str = "stretch") -> ImageSet:
+        """The glyphs drawn at `image_size` (resize: drawn at the size, nothing to resize); grey
+        (luminance) with `channels=1`."""
+        at_least("image_size", image_size, 8)
+        one_of("channels", channels, (1, 3))
+        data = self._draw(image_size)
+        if channels == 1:
+            weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            grey = (data.images.float() * weights).sum(1, keepdim=True).round().to(torch.uint8)
+            data = ImageSet(images=grey, labels=data.labels, class_names=data.class_names)
+        return data
+
+    def _draw(self, size: int) -> ImageSet:
         g = torch.Generator().manual_seed(self.seed)
         c, k, s = self.num_classes, self.samples_per_class, self.strokes
         strokes = torch.rand(c, s, 2, 2, generator=g) * 1.4 - 0.7  # (class, stroke, end, xy)
@@ -53,19 +62,16 @@ class SyntheticGlyphs:
         inverse, shift = self._affine(n, g)
         colours = palette[scheme[labels]] + self.colour_jitter * torch.randn(n, 2, 3, generator=g)
 
-        images = torch.empty(n, 3, self.image_size, self.image_size, dtype=torch.uint8)
+        images = torch.empty(n, 3, size, size, dtype=torch.uint8)
         for start in range(0, n, 1024):  # chunks bound the (chunk, strokes, pixels) distance tensor
             sl = slice(start, start + 1024)
-            ink = self._render(seg[sl], width[sl], inverse[sl], shift[sl])  # (b, H*W) in [0, 1]
+            ink = self._render(
+                seg[sl], width[sl], inverse[sl], shift[sl], size
+            )  # (b, H*W) in [0, 1]
             fg, bg = colours[sl, 0, :, None], colours[sl, 1, :, None]
             rgb = bg + (fg - bg) * ink[:, None, :]
             rgb = rgb + self.noise * torch.randn(rgb.shape, generator=g)
-            images[sl] = (
-                (rgb.clamp(0, 1) * 255)
-                .round()
-                .to(torch.uint8)
-                .view(-1, 3, self.image_size, self.image_size)
-            )
+            images[sl] = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).view(-1, 3, size, size)
         return ImageSet(
             images=images, labels=labels, class_names=[f"glyph{i:03d}" for i in range(c)]
         )
@@ -78,8 +84,9 @@ class SyntheticGlyphs:
         shift = (torch.rand(n, 2, generator=g) * 2 - 1) * self.translation
         return inverse, shift
 
-    def _render(self, seg: Tensor, width: Tensor, inverse: Tensor, shift: Tensor) -> Tensor:
-        size = self.image_size
+    def _render(
+        self, seg: Tensor, width: Tensor, inverse: Tensor, shift: Tensor, size: int
+    ) -> Tensor:
         axis = (torch.arange(size) + 0.5) / size * 2 - 1
         yy, xx = torch.meshgrid(axis, axis, indexing="ij")
         pixels = torch.stack([xx.flatten(), yy.flatten()], -1)  # (P, 2)

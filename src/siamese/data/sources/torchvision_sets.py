@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from siamese.core.errors import one_of
 from siamese.data.decode import cache_root
 from siamese.data.images import convert_image
 from siamese.data.imageset import FREE, SPLIT_CODES, ImageSet
-from siamese.data.sources.files import DecodedSource, Entry
+from siamese.data.sources.files import DecodedSource, Entry, Listing
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +50,14 @@ class TorchvisionDataset(DecodedSource):
         name: str,
         root: str | Path | None = None,
         download: bool = True,
-        image_size: int = 32,
-        channels: int = 3,
-        resize: str = "stretch",
         official_split: bool | None = None,
         num_workers: int | None = None,
         cache: bool = True,
         max_memory_gb: float = 8.0,
         timeout_s: float = 10.0,
     ):
-        super().__init__(image_size, channels, resize, num_workers, cache, False, max_memory_gb)
-        if name not in EXPECTED:
-            raise ValueError(f"data.name must be one of {list(TORCHVISION_NAMES)}, got {name!r}")
-        self.name = name
+        super().__init__(num_workers, cache, False, max_memory_gb)
+        self.name = one_of("name", name, TORCHVISION_NAMES)
         self.root = Path(root).expanduser() if root else cache_root()
         self.download = download
         self.official_split = name == "Omniglot" if official_split is None else official_split
@@ -70,15 +66,15 @@ class TorchvisionDataset(DecodedSource):
     def missing(self) -> list[Path]:
         return [self.root / f for f in EXPECTED[self.name] if not (self.root / f).exists()]
 
-    def __call__(self) -> ImageSet:
+    def __call__(self, *, image_size: int, channels: int = 3, resize: str = "stretch") -> ImageSet:
         missing = self.missing()
         if missing and not self.download:
             raise FileNotFoundError(self._missing_message(missing, "data.download=false"))
         if missing:
             self._fetch()
-        if self.name == "Omniglot":
-            return self._omniglot()
-        return self._arrays()
+        if self.name == "Omniglot":  # image files: decoded and cached like a folder
+            return super().__call__(channels=channels, image_size=image_size, resize=resize)
+        return self._arrays(channels, image_size, resize)
 
     def _missing_message(self, missing: list[Path], why: str) -> str:
         listed = "\n  ".join(str(p) for p in missing)
@@ -122,7 +118,7 @@ class TorchvisionDataset(DecodedSource):
         finally:
             socket.setdefaulttimeout(previous)
 
-    def _arrays(self) -> ImageSet:
+    def _arrays(self, channels: int, size: int, resize: str) -> ImageSet:
         import torchvision.datasets as tvd
 
         cls = getattr(tvd, self.name)
@@ -140,7 +136,7 @@ class TorchvisionDataset(DecodedSource):
                 ) from err
             parts.append((official, *_array_and_labels(self.name, ds)))
         names = _class_names(self.name, ds)
-        images = torch.cat([self._convert(a) for _, a, _ in parts])
+        images = torch.cat([self._convert(a, channels, size, resize) for _, a, _ in parts])
         labels = torch.cat([y for _, _, y in parts])
         split = torch.cat(
             [
@@ -151,27 +147,26 @@ class TorchvisionDataset(DecodedSource):
         given = split if self.official_split else None
         return ImageSet(images=images, labels=labels, class_names=names, split=given)
 
-    def _convert(self, array: np.ndarray) -> Tensor:
+    def _convert(self, array: np.ndarray, channels: int, size: int, resize: str) -> Tensor:
         """(N, H, W) or (N, H, W, 3) uint8 through `convert_image`, unless it is a no-op."""
         from PIL import Image
 
         n, h, w = array.shape[:3]
         c = 1 if array.ndim == 3 else array.shape[3]
-        if (h, w, c) == (self.image_size, self.image_size, self.channels):
+        if (h, w, c) == (size, size, channels):
             t = torch.from_numpy(np.ascontiguousarray(array)).view(n, h, w, c)
             return t.permute(0, 3, 1, 2).contiguous()
-        out = torch.empty(n, self.channels, self.image_size, self.image_size, dtype=torch.uint8)
+        out = torch.empty(n, channels, size, size, dtype=torch.uint8)
 
         def one(i: int) -> None:
-            out[i] = convert_image(
-                Image.fromarray(array[i]), self.channels, self.image_size, self.resize
-            )
+            out[i] = convert_image(Image.fromarray(array[i]), channels, size, resize)
 
         with ThreadPoolExecutor(max(1, self.num_workers)) as pool:
-            list(pool.map(one, range(n), chunksize=256))
+            list(pool.map(one, range(n)))
         return out
 
-    def _omniglot(self) -> ImageSet:
+    def listing(self) -> Listing:
+        """Omniglot's files: the background set (train/val) and the evaluation set (test)."""
         base = self.root / "omniglot-py"
         entries: list[Entry] = []
         for folder, code in (
@@ -184,7 +179,7 @@ class TorchvisionDataset(DecodedSource):
                 entries.append(Entry(png, label, code))
         if not entries:
             raise FileNotFoundError(self._missing_message(self.missing(), "no PNG files found"))
-        return self._build(entries, base, "omniglot", f"Omniglot in {base}")
+        return Listing(entries, base, "omniglot", f"Omniglot in {base}")
 
 
 def _array_and_labels(name: str, ds) -> tuple[np.ndarray, Tensor]:
