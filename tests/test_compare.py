@@ -17,9 +17,10 @@ from hydra_plugins.siamese_tune.tune_sweeper import _WorstOnFailure
 from siamese.compare.collect import images_per_step, read_compare
 from siamese.compare.controls import controls
 from siamese.compare.run import confirm_command, confirm_seeds
-from siamese.compare.summary import paired, verdict, write_compare_report
+from siamese.compare.summary import paired, write_compare_report
 from siamese.compare.trials import check_direction, read_records
 from siamese.report.__main__ import main as report_main
+from siamese.report.markdown import verdict
 from siamese.run.build import build_node
 from tests.helpers import CONF, ROOT, TINY
 
@@ -191,10 +192,11 @@ def test_differences_pair_by_seed_with_a_t_interval(compare_dir):
     assert d.n == 3 and d.mean == pytest.approx(0.11)
     half = 4.302653 * 0.01 / math.sqrt(3)
     assert (d.low, d.high) == (pytest.approx(0.11 - half), pytest.approx(0.11 + half))
-    assert verdict("test/p_at_1", d, "SPRN", "SDRN").endswith("SPRN is better, significant at 95%.")
+    sentence = verdict("test/p_at_1", d, "SPRN", "SDRN", "seeds")
+    assert sentence.endswith("SPRN is better, significant at 95%.")
     m = paired(sprn, sdrn, "test/map_at_r")  # +0.05, −0.05, 0: the interval spans 0
     assert m.mean == pytest.approx(0.0) and not m.significant
-    assert "not significant" in verdict("test/map_at_r", m, "SPRN", "SDRN")
+    assert "not significant" in verdict("test/map_at_r", m, "SPRN", "SDRN", "seeds")
 
 
 def test_tuning_curves_keep_the_best_so_far_and_failures_count_as_trials(compare_dir):
@@ -223,6 +225,19 @@ def test_controls_name_what_is_equal_and_what_differs(compare_dir):
     assert c.margin_units == ("d²", "d")
     assert "seed" not in c.differ  # confirmation seeds differ by design
     assert images_per_step(sprn.best_config) == images_per_step(sdrn.best_config) == 192
+
+
+def test_images_per_step_come_from_the_sampler_class():
+    data = {"batch_size": 10}
+    for target, size in (
+        ("siamese.data.samplers.TripletSampler", 3),  # today's layout
+        ("siamese.data.PairSampler", 2),  # stored by runs of the earlier layout
+        ("siamese.data.samplers.PKSampler", 1),  # P×K batches count images already
+    ):
+        assert images_per_step({"data": data, "sampler": {"_target_": target}}) == 10 * size
+    assert images_per_step({"data": data, "sampler": {"_target_": "nowhere.Sampler"}}) is None
+    assert images_per_step({"data": data}) is None
+    assert images_per_step({"data": {**data, "images_per_step": 192}}) == 192
 
 
 def test_the_report_files(compare_dir):

@@ -7,11 +7,15 @@ import time
 import pytest
 
 from siamese.run.record import (
+    COMPLETED,
+    FAILED,
+    MISSING,
     RunFolderError,
     RunRecord,
     check_run_folder,
     newest_checkpoint,
     read_record,
+    read_summary,
 )
 from tests.test_atomic import disk_full
 
@@ -108,6 +112,30 @@ def test_an_unreadable_record_is_refused_untouched(tmp_path):
     with pytest.raises(RunFolderError, match="not a run record"):
         check_run_folder(tmp_path, resume=True)
     assert (tmp_path / "metrics.json").read_text() == "{half"
+
+
+def test_the_summary_a_report_reads(tmp_path):
+    missing = read_summary(tmp_path)
+    assert (missing.status, missing.problem, missing.metrics) == (MISSING, "no metrics.json", {})
+    record = RunRecord(tmp_path, INFO | {"overrides": ["seed=3", "+a.b=1"]})
+    running = read_summary(tmp_path)  # killed: nobody will record its end
+    assert running.status == MISSING and running.problem == "status 'running' (killed mid-run?)"
+    assert running.overrides == ["seed=3", "+a.b=1"] and running.seed == "0"
+    record.update(metrics={"test/p_at_1": 1, "note": "text", "flag": True})
+    record.complete()
+    done = read_summary(tmp_path)
+    assert done.status == COMPLETED and done.metrics == {"test/p_at_1": 1.0}
+    assert done.times["total_s"] > 0 and done.problem == ""
+    (tmp_path / "metrics.json").write_text(
+        '{"status": "failed", "error": {"type": "E", "message": "a\\n  b"}}'
+    )
+    failed = read_summary(tmp_path)
+    assert (failed.status, failed.problem, failed.metrics) == (FAILED, "E: a b", {})
+    assert failed.overrides is None and failed.seed is None
+    for text in ("{half", "[]"):
+        (tmp_path / "metrics.json").write_text(text)
+        bad = read_summary(tmp_path)
+        assert bad.status == MISSING and bad.problem.startswith("unreadable metrics.json: ")
 
 
 def test_ddp_ranks_above_0_write_nothing_and_check_nothing(tmp_path):

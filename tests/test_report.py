@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from siamese.report import collect, latest_sweep, paired_difference, summarize, t_quantile
+from siamese.report.markdown import verdict
 from siamese.report.pairing import skip_reason
 from siamese.report.render import markdown_table
+from siamese.report.stats import Difference
 from siamese.report.write import write_report
 
 # test/p_at_1 per (experiment, optimizer), seeds 0, 1, 2
@@ -204,6 +206,25 @@ def test_the_comparison_is_skipped_without_an_axis_or_pairs(sweep):
     assert paired_difference(one_pair, "test/p_at_1") is None
 
 
+@pytest.mark.parametrize(
+    "metric, mean, winner",
+    [
+        ("test/p_at_1", 0.02, "SPRN is better,"),
+        ("test/p_at_1", -0.02, "SDRN is better,"),
+        ("test/eer", 0.02, "SDRN is better (lower is better),"),
+        ("test/fnmr_at_fmr_1e-03", -0.02, "SPRN is better (lower is better),"),
+    ],
+)
+def test_the_verdict_names_the_better_side(metric, mean, winner):
+    diff = Difference(mean, mean - 0.01, mean + 0.01, 4)
+    sentence = verdict(metric, diff, "SPRN", "SDRN", "seeds")
+    assert sentence.startswith(f"{metric}: SPRN − SDRN = {'+' if mean > 0 else '−'}0.020 ")
+    assert "n = 4 seeds" in sentence and sentence.endswith(f"{winner} significant at 95%.")
+    assert "no interval" in verdict(metric, None, "SPRN", "SDRN", "pairs")
+    equal = verdict(metric, Difference(0.0, 0.0, 0.0, 3), "SPRN", "SDRN", "pairs")
+    assert equal.endswith("no difference, equal in all 3 pairs.")
+
+
 def test_write_report_writes_md_csv_png(sweep):
     paths = write_report(sweep)
     assert set(paths) == {"md", "csv", "png"}
@@ -214,11 +235,17 @@ def test_write_report_writes_md_csv_png(sweep):
     assert "Grid: `experiment=sprn,sdrn` `optimizer=adam,adagrad` `seed=0,1,2`" in md
     assert f"Every job: `{COMMON}`" in md
     assert (
-        "test/p_at_1: SPRN − SDRN = +0.025 (95% CI +0.011 to +0.039, n = 6 pairs): SPRN higher."
+        "test/p_at_1: SPRN − SDRN = +0.025 (95% CI +0.011 to +0.039, n = 6 pairs): "
+        "SPRN is better, significant at 95%."
     ) in md
     assert "test/accuracy: SPRN − SDRN = −0.007" in md
-    assert "no significant difference" in md.split("test/accuracy:")[1].splitlines()[0]
-    assert "test/eer: SPRN − SDRN = +0.025" in md
+    assert "not significant" in md.split("test/accuracy:")[1].splitlines()[0]
+    assert (
+        "test/eer: SPRN − SDRN = +0.025 (95% CI +0.011 to +0.039, n = 6 pairs): "
+        "SDRN is better (lower is better), significant at 95%."
+    ) in md
+    untrained = md.split("test/p_at_1_untrained: ")[1].splitlines()[0]
+    assert untrained.endswith("a baseline of the untrained network, not a result.")
     failed_line = next(line for line in md.splitlines() if line.startswith("- failed job 12"))
     assert f"FloatingPointError: {FAILED_MESSAGE}" in failed_line
     assert str((sweep / "12").resolve()) in failed_line
@@ -282,7 +309,7 @@ def test_cli_without_argument_reports_the_newest_sweep(sweep, tmp_path):
     proc = run_cli(cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     md = (sweeps / "2026-01-01_sweep" / "report.md").read_text()
-    assert "Grid:" not in md and "SPRN higher" in md
+    assert "Grid:" not in md and "SPRN is better" in md
 
 
 def test_cli_fails_naming_a_missing_or_empty_folder(tmp_path):

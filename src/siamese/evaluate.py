@@ -14,6 +14,7 @@ from siamese.core.atomic import atomic_write_json, new_file
 from siamese.keyvalue import argv, parse
 from siamese.metrics.scoring import score_split
 from siamese.run.build import build_datamodule, build_scorer
+from siamese.run.record import COMPLETED
 from siamese.run.restore import load_checkpoint
 
 USAGE = "python -m siamese.evaluate ckpt_path=FILE [data.KEY=VALUE ...]"
@@ -44,7 +45,7 @@ def evaluate(ckpt_path: str, overrides: dict[str, str]) -> tuple[dict[str, float
         metrics |= {f"{stage}/{k}": v for k, v in scores.items()}
     out = new_file(Path(ckpt_path).parent / "metrics.json")
     record = {
-        "status": "completed",
+        "status": COMPLETED,
         "checkpoint": str(ckpt_path),
         "threshold": tau,
         "data": OmegaConf.to_container(cfg.data),

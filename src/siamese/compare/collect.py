@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from hydra.utils import get_class
 
-from siamese.compare.trials import COMPLETED, SEARCH_FILE, read_records
+from siamese.compare.trials import SEARCH_FILE, read_records
 from siamese.report.collect import Job, SweepError, collect
-from siamese.run.record import METRICS_FILE
+from siamese.run.checkpoint import MOVED
+from siamese.run.record import COMPLETED
 
 COMPARE_FILE = "compare.json"
 TUNE, CONFIRM = "tune", "confirm"
 CONFIG_FILE = "config.yaml"  # the resolved config each job writes into its folder
-# images per tuple of each sampler (PK batches count images already)
-TUPLE_SIZES = {"PairSampler": 2, "TripletSampler": 3, "PKSampler": 1}
 
 
 def is_compare_folder(path: Path) -> bool:
@@ -66,18 +66,23 @@ def images_per_step(config: dict) -> int | None:
     data = config.get("data") or {}
     if data.get("images_per_step"):
         return int(data["images_per_step"])
-    sampler = str((config.get("sampler") or {}).get("_target_", "")).rsplit(".", 1)[-1]
-    if sampler not in TUPLE_SIZES or data.get("batch_size") is None:
+    size = tuple_size(config)
+    if size is None or data.get("batch_size") is None:
         return None
-    return int(data["batch_size"]) * TUPLE_SIZES[sampler]
+    return int(data["batch_size"]) * size
 
 
-def job_seconds(folder: Path) -> float:
-    """A job's own wall time from its metrics.json (0 when it never recorded an ending)."""
-    try:
-        return float(json.loads((Path(folder) / METRICS_FILE).read_text())["times"]["total_s"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
+def tuple_size(config: dict) -> int | None:
+    """Images per tuple of the config's sampler class (PK batches count images already); None
+    when its sampler._target_ is absent or names no sampler this code has."""
+    target = (config.get("sampler") or {}).get("_target_")
+    if not isinstance(target, str):
+        return None
+    try:  # a run of an earlier layout stored the class where it was then
+        sampler = get_class(MOVED.get(target, target))
+    except (ImportError, ValueError):
+        return None
+    return getattr(sampler, "tuple_size", None)
 
 
 def planned_steps(config: dict) -> int | None:

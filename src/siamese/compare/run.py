@@ -18,7 +18,7 @@ from pathlib import Path
 
 from siamese.compare.collect import COMPARE_FILE, CONFIRM, TUNE, read_config, read_method
 from siamese.compare.summary import write_compare_report
-from siamese.report.collect import override_key
+from siamese.config.overrides import is_hydra, override_key
 
 ROOT = Path("outputs") / "compare"
 METHODS = ("sprn", "sdrn")
@@ -36,12 +36,6 @@ def new_folder(root: Path, name: str) -> Path:
     for phase in (TUNE, CONFIRM):
         (folder / phase).mkdir()
     return folder
-
-
-def is_hydra(override: str) -> bool:
-    """hydra.* and hydra/<group>=... overrides: launcher settings, not part of a job's config."""
-    key = override_key(override)
-    return key == "hydra" or key.startswith(("hydra.", "hydra/"))
 
 
 def tune_command(python: str, method: str, folder: Path, trials: int, overrides: list[str]):
@@ -95,6 +89,25 @@ class Compare:
     def save(self) -> None:
         (self.folder / COMPARE_FILE).write_text(json.dumps(self.meta, indent=2) + "\n")
 
+    def confirm(self, method: str, seeds: int, overrides: list[str], python: str) -> bool:
+        """Re-runs the method's best trial over `seeds` fresh seeds; True when every job completed."""
+        best = read_method(self.folder, method).best_trial()
+        if best is None:
+            raise CompareError(
+                f"every trial of {method} failed: no configuration to confirm; see "
+                f"{self.folder / TUNE / method}/*/metrics.json"
+            )
+        config = read_config(self.folder / TUNE / method / best.folder) or {}
+        chosen = confirm_seeds(seeds, config.get("seed"))
+        self.meta["best"][method] = {
+            "trial": best.number,
+            "objective": best.objective,
+            "overrides": best.overrides,
+            "seeds": chosen,
+        }
+        command = confirm_command(python, method, self.folder, best.overrides, chosen, overrides)
+        return self.run(f"{CONFIRM}/{method}", command) == 0
+
     def run(self, phase: str, command: list[str]) -> int:
         print(f"\n== {phase}: {' '.join(command)}", flush=True)
         start = time.time()
@@ -109,16 +122,7 @@ class Compare:
         return rc
 
 
-def compare(
-    name: str = "compare",
-    methods: tuple[str, ...] = METHODS,
-    trials: int = 50,
-    seeds: int = 5,
-    overrides: tuple[str, ...] = (),
-    root: Path = ROOT,
-    python: str = sys.executable,
-) -> tuple[Path, bool]:
-    """Runs the comparison from the project root; returns (its folder, every job completed)."""
+def _check_arguments(methods: tuple[str, ...], trials: int, seeds: int) -> None:
     if len(methods) != 2 or len(set(methods)) != 2:
         raise CompareError(f"--methods needs two different methods, got {list(methods)}")
     if trials < 1 or seeds < 2:
@@ -131,6 +135,19 @@ def compare(
                 f"no conf/tune/{method}.yaml: run from the project root, and give each method a "
                 "search space file (see conf/tune/sprn.yaml)"
             )
+
+
+def compare(
+    name: str = "compare",
+    methods: tuple[str, ...] = METHODS,
+    trials: int = 50,
+    seeds: int = 5,
+    overrides: tuple[str, ...] = (),
+    root: Path = ROOT,
+    python: str = sys.executable,
+) -> tuple[Path, bool]:
+    """Runs the comparison from the project root; returns (its folder, every job completed)."""
+    _check_arguments(methods, trials, seeds)
     folder = new_folder(root, name)
     meta = {
         "name": name,
@@ -144,34 +161,17 @@ def compare(
     run = Compare(folder, meta)
     for method in methods:  # the same trials and shared overrides for every method
         rc = run.run(
-            f"tune/{method}", tune_command(python, method, folder, trials, list(overrides))
+            f"{TUNE}/{method}", tune_command(python, method, folder, trials, list(overrides))
         )
         if rc != 0:
             raise CompareError(
                 f"the search of {method} exited with {rc}: see {folder / TUNE / method} and the "
                 "output above (a failed trial does not stop it: this is a failure of the sweep)"
             )
-    clean = True
-    for method in methods:
-        m = read_method(folder, method)
-        best = m.best_trial()
-        if best is None:
-            raise CompareError(
-                f"every trial of {method} failed: no configuration to confirm; see "
-                f"{folder / TUNE / method}/*/metrics.json"
-            )
-        config = read_config(folder / TUNE / method / best.folder) or {}
-        chosen = confirm_seeds(seeds, config.get("seed"))
-        meta["best"][method] = {
-            "trial": best.number,
-            "objective": best.objective,
-            "overrides": best.overrides,
-            "seeds": chosen,
-        }
-        command = confirm_command(python, method, folder, best.overrides, chosen, list(overrides))
-        clean &= run.run(f"confirm/{method}", command) == 0
+    # every method is confirmed, also after one whose jobs failed
+    clean = [run.confirm(method, seeds, list(overrides), python) for method in methods]
     write_compare_report(folder)
-    return folder, clean
+    return folder, all(clean)
 
 
 def main(argv: list[str] | None = None) -> int:

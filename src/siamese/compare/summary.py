@@ -14,17 +14,27 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from siamese.compare.collect import (
+    CONFIRM,
+    TUNE,
     Method,
     images_per_step,
-    job_seconds,
     planned_steps,
     read_compare,
 )
 from siamese.compare.controls import control_lines, controls
-from siamese.report.pairing import Difference
-from siamese.report.render import ABSENT, MINUS, _markdown_rows, mean_pm_std, number, signed
-from siamese.report.stats import mean_confidence_interval, mean_std
-from siamese.report.table import higher_is_better, metric_order
+from siamese.config.overrides import override_key
+from siamese.report.markdown import (
+    ABSENT,
+    MINUS,
+    mean_pm_std,
+    named_table,
+    number,
+    signed,
+    verdict,
+)
+from siamese.report.stats import Difference, difference, mean_std
+from siamese.report.table import PREFIX, higher_is_better, metric_order
+from siamese.run.record import COMPLETED
 
 NAMES = {"md": "report.md", "csv": "report.csv", "png": "tuning.png"}
 DPI = 150
@@ -39,45 +49,59 @@ def by_seed(method: Method, metric: str) -> dict[str, float]:
 
 
 def paired(a: Method, b: Method, metric: str) -> Difference | None:
-    """a − b over the seeds both confirmed, with its 95% CI (Student t); None under 2 seeds."""
+    """a − b over the seeds both confirmed; None under 2 seeds."""
     xa, xb = by_seed(a, metric), by_seed(b, metric)
-    diffs = [xa[s] - xb[s] for s in sorted(xa.keys() & xb.keys(), key=_seed_key)]
-    interval = mean_confidence_interval(diffs)
-    return None if interval is None else Difference(*interval, n=len(diffs))
+    return difference([xa[s] - xb[s] for s in sorted(xa.keys() & xb.keys(), key=_seed_key)])
 
 
 def _seed_key(seed: str) -> tuple:
     return (0, int(seed), "") if seed.lstrip("-").isdigit() else (1, 0, seed)
 
 
-def verdict(metric: str, diff: Difference | None, a: str, b: str) -> str:
-    """One plain sentence per metric; a difference whose CI spans 0 is called not significant."""
-    if diff is None:
-        return f"{metric}: fewer than 2 seeds confirmed for both methods: no interval."
-    head = (
-        f"{metric}: {a} {MINUS} {b} = {signed(diff.mean)} "
-        f"(95% CI {signed(diff.low)} to {signed(diff.high)}, n = {diff.n} seeds)"
-    )
-    if higher_is_better(metric) is None:
-        return f"{head}: a baseline of the untrained network, not a result."
-    if diff.low == diff.high == 0:
-        return f"{head}: equal on every seed, no difference."
-    if not diff.significant:
-        return f"{head}: not significant, the interval includes 0: this run cannot tell {a} and {b} apart."
-    better = (diff.mean > 0) == bool(higher_is_better(metric))
-    return f"{head}: {a if better else b} is better, significant at 95%."
+@dataclass(frozen=True)
+class Side:
+    """One method's confirmation seeds on one metric."""
+
+    mean: float | None
+    std: float | None
+    n: int
 
 
-@dataclass
+def side(method: Method, metric: str) -> Side:
+    values = list(by_seed(method, metric).values())
+    return Side(*mean_std(values), len(values))
+
+
+def _metrics(methods: list[Method]) -> list[str]:
+    return metric_order({k for m in methods for j in m.completed_confirm for k in j.metrics})
+
+
+@dataclass(frozen=True)
 class Budget:
+    """One method's search, as the budget table shows it."""
+
+    label: str
     trials: int
-    completed: int
-    failed: int
+    jobs_per_trial: int
     epochs: str  # per trial: one value, or a range when it was tuned
     steps: int  # planned training steps, summed over the jobs
     images: int  # images those steps see
     job_s: float  # the jobs' own wall time, summed
-    phase_s: float | None  # the whole search's wall time, from compare.json
+    search_s: float | None  # the whole search's wall time, from compare.json
+    confirm_s: float | None  # the confirmation's, from compare.json
+
+    def cells(self) -> dict[str, str]:
+        return {
+            "method": self.label,
+            "trials": str(self.trials),
+            "jobs/trial": str(self.jobs_per_trial),
+            "epochs/trial": self.epochs,
+            "steps": str(self.steps),
+            "images seen": str(self.images),
+            "jobs' time": _seconds(self.job_s),
+            "search wall": _seconds(self.search_s),
+            "confirm wall": _seconds(self.confirm_s),
+        }
 
 
 def _span(values: list[int]) -> str:
@@ -86,24 +110,24 @@ def _span(values: list[int]) -> str:
     return str(values[0]) if min(values) == max(values) else f"{min(values)}–{max(values)}"
 
 
-def budget(method: Method, phase_s: float | None) -> Budget:
+def budget(method: Method, phases: dict) -> Budget:
+    """phases: compare.json's, each phase's wall time by name (tune/<method>, confirm/<method>)."""
     configs = list(method.tune_configs.values())
     steps = [s for c in configs if (s := planned_steps(c)) is not None]
     images = [
         s * i for c in configs if (s := planned_steps(c)) and (i := images_per_step(c)) is not None
     ]
     epochs = sorted(int(c["trainer"]["max_epochs"]) for c in configs if "trainer" in c)
-    job_s = sum(job_seconds(j.folder) for j in method.tune_jobs)
-    failed = sum(t.objective is None for t in method.trials)
     return Budget(
+        method.label,
         len(method.trials),
-        len(method.trials) - failed,
-        failed,
+        method.folds or 1,
         _span(epochs),
         sum(steps),
         sum(images),
-        job_s,
-        phase_s,
+        sum(j.seconds for j in method.tune_jobs),
+        (phases.get(f"{TUNE}/{method.name}") or {}).get("wall_s"),
+        (phases.get(f"{CONFIRM}/{method.name}") or {}).get("wall_s"),
     )
 
 
@@ -116,11 +140,11 @@ def _folds_lines(methods: list[Method]) -> list[str]:
         for m in methods
     )
     return [
+        "",
         f"Folds: {each}. With data.folds=k the classes outside test are dealt into k "
         "class-disjoint folds; a trial trains k jobs, each validating on one fold, and its objective "
         "is their mean val metric (a failed fold fails the trial). Confirmation uses the usual "
         "split, folds off.",
-        "",
     ]
 
 
@@ -155,21 +179,8 @@ def _monitor(methods: list[Method]) -> str:
     return "objective"
 
 
-def _tuned_values(method: Method) -> str:
-    best = method.best_trial()
-    if best is None:
-        return ABSENT
-    keys = set(method.space)
-    chosen = [o for o in best.overrides if o.split("=", 1)[0] in keys]
-    return " ".join(f"`{o}`" for o in chosen) or ABSENT
-
-
-def markdown(folder: Path, meta: dict, methods: list[Method]) -> str:
-    a, b = methods[0], methods[1]
-    monitor = _monitor(methods)
-    metrics = metric_order({k for m in methods for j in m.completed_confirm for k in j.metrics})
-    trials = [len(m.trials) for m in methods]
-    equal = "equal" if len(set(trials)) == 1 else "NOT equal"
+def _header(folder: Path, meta: dict, methods: list[Method], monitor: str) -> list[str]:
+    equal = "equal" if len({len(m.trials) for m in methods}) == 1 else "NOT equal"
     lines = [
         f"# Compare report: {Path(folder).name}",
         "",
@@ -184,136 +195,121 @@ def markdown(folder: Path, meta: dict, methods: list[Method]) -> str:
     ]
     if meta.get("overrides"):
         lines.append("Every job: " + " ".join(f"`{o}`" for o in meta["overrides"]) + "  ")
-    header = ["metric", *(m.label for m in methods[:2]), f"{a.label} {MINUS} {b.label} (95% CI)"]
-    rows = []
-    for metric in metrics:
-        cells = [metric.removeprefix("test/")]
-        for m in (a, b):
-            values = list(by_seed(m, metric).values())
-            cells.append(mean_pm_std(*mean_std(values)))
-        d = paired(a, b, metric)
-        cells.append(
-            ABSENT
-            if d is None
-            else f"{signed(d.mean)} ({signed(d.low)} to {signed(d.high)})"
-            + (" *" if d.significant and higher_is_better(metric) is not None else "")
-        )
-        rows.append(cells)
-    lines += [
-        "",
+    return lines
+
+
+def _interval(metric: str, d: Difference | None) -> str:
+    if d is None:
+        return ABSENT
+    star = " *" if d.significant and higher_is_better(metric) is not None else ""
+    return f"{signed(d.mean)} ({signed(d.low)} to {signed(d.high)}){star}"
+
+
+def _test_cells(a: Method, b: Method, metric: str) -> dict[str, str]:
+    cells = {"metric": metric.removeprefix(PREFIX)}
+    for m in (a, b):
+        s = side(m, metric)
+        cells[m.label] = mean_pm_std(s.mean, s.std)
+    cells[f"{a.label} {MINUS} {b.label} (95% CI)"] = _interval(metric, paired(a, b, metric))
+    return cells
+
+
+def _test_section(a: Method, b: Method, metrics: list[str]) -> list[str]:
+    rows = [_test_cells(a, b, m) for m in metrics]
+    return [
         "## Test metrics of each method's best configuration (mean ± std over seeds)",
         "",
-        "\n".join(_markdown_rows(header, rows)) if rows else "No confirmation job completed.",
+        named_table(rows) if rows else "No confirmation job completed.",
         "",
         "Paired by seed; * marks an interval that excludes 0. p_at_1_untrained is the untrained "
         "encoder's test P@1 (the baseline every trained run should beat).",
         "",
-        *(f"- {verdict(m, paired(a, b, m), a.label, b.label)}" for m in metrics),
-        "",
+        *(f"- {verdict(m, paired(a, b, m), a.label, b.label, 'seeds')}" for m in metrics),
+    ]
+
+
+def _tuning_cells(method: Method) -> dict[str, str]:
+    best = method.best_trial()
+    # the values the search chose for the keys of its space
+    chosen = [] if best is None else [o for o in best.overrides if override_key(o) in method.space]
+    return {
+        "method": method.label,
+        "trials": str(len(method.trials)),
+        "failed": str(sum(t.objective is None for t in method.trials)),
+        "best val": ABSENT if best is None else number(best.objective),
+        "best trial": ABSENT if best is None else str(best.number),
+        "best values": " ".join(f"`{o}`" for o in chosen) or ABSENT,
+    }
+
+
+def _tuning_section(methods: list[Method], monitor: str) -> list[str]:
+    return [
         f"## Tuning on val (`{monitor}`, {methods[0].direction})",
         "",
-    ]
-    tune_rows = []
-    for m in methods:
-        best = m.best_trial()
-        tune_rows.append(
-            [
-                m.label,
-                str(len(m.trials)),
-                str(sum(t.objective is None for t in m.trials)),
-                ABSENT if best is None else number(best.objective),
-                ABSENT if best is None else str(best.number),
-                _tuned_values(m),
-            ]
-        )
-    lines += [
-        "\n".join(
-            _markdown_rows(
-                ["method", "trials", "failed", "best val", "best trial", "best values"], tune_rows
-            )
-        ),
+        named_table([_tuning_cells(m) for m in methods]),
         "",
         "A failed trial counts as a trial with the worst score.",
         "",
         f"![tuning curves]({NAMES['png']})",
-        "",
+    ]
+
+
+def _budget_section(methods: list[Method], budgets: list[Budget]) -> list[str]:
+    return [
         "## Budget per method (the search)",
         "",
-    ]
-    phases = meta.get("phases") or {}
-    budget_rows = []
-    for m in methods:
-        bud = budget(m, (phases.get(f"tune/{m.name}") or {}).get("wall_s"))
-        confirm_s = (phases.get(f"confirm/{m.name}") or {}).get("wall_s")
-        budget_rows.append(
-            [
-                m.label,
-                str(bud.trials),
-                str(m.folds or 1),
-                bud.epochs,
-                str(bud.steps),
-                str(bud.images),
-                _seconds(bud.job_s),
-                _seconds(bud.phase_s),
-                _seconds(confirm_s),
-            ]
-        )
-    lines += [
-        "\n".join(
-            _markdown_rows(
-                [
-                    "method",
-                    "trials",
-                    "jobs/trial",
-                    "epochs/trial",
-                    "steps",
-                    "images seen",
-                    "jobs' time",
-                    "search wall",
-                    "confirm wall",
-                ],
-                budget_rows,
-            )
-        ),
+        named_table([b.cells() for b in budgets]),
         "",
         "steps and images: planned by each trial's config (steps_per_epoch × max_epochs, images per "
         "step = data.images_per_step or batch × tuple size), summed over the jobs that wrote a "
         "config (jobs/trial of them per trial). Wall time is measured, not controlled.",
-        "",
         *_folds_lines(methods),
-        "## Controlled / not controlled",
-        "",
     ]
-    if a.best_config and b.best_config:
-        c = controls(a.best_config, b.best_config, a.space, b.space)
-        ipa, ipb = images_per_step(a.best_config), images_per_step(b.best_config)
-        lines += control_lines(c, a.label, b.label)
-        lines.append(
-            f"- images per step of the best configurations: {a.label} {ipa}, {b.label} {ipb}"
-            + (" (equal)" if ipa == ipb else "")
-        )
-        lines.append(
-            "- wall time: "
-            + ", ".join(f"{r[0]} search {r[7]}" for r in budget_rows)
-            + " (measured, not controlled)"
-        )
-    else:
-        lines.append("No resolved config for both methods: nothing to compare.")
-    lines += ["", "## Failed and missing jobs", ""]
+
+
+def _controls_section(a: Method, b: Method, budgets: list[Budget]) -> list[str]:
+    title = ["## Controlled / not controlled", ""]
+    if not (a.best_config and b.best_config):
+        return [*title, "No resolved config for both methods: nothing to compare."]
+    ipa, ipb = images_per_step(a.best_config), images_per_step(b.best_config)
+    walls = ", ".join(f"{x.label} search {_seconds(x.search_s)}" for x in budgets)
+    return [
+        *title,
+        *control_lines(controls(a.best_config, b.best_config, a.space, b.space), a.label, b.label),
+        f"- images per step of the best configurations: {a.label} {ipa}, {b.label} {ipb}"
+        + (" (equal)" if ipa == ipb else ""),
+        f"- wall time: {walls} (measured, not controlled)",
+    ]
+
+
+def _problems_section(methods: list[Method]) -> list[str]:
     bad = [
         f"- {m.label} {phase} job {j.number}: {j.status}: {j.problem} — `{j.folder.resolve()}`"
         for m in methods
-        for phase, jobs in (("tune", m.tune_jobs), ("confirm", m.confirm))
+        for phase, jobs in ((TUNE, m.tune_jobs), (CONFIRM, m.confirm))
         for j in jobs
-        if j.status != "completed"
+        if j.status != COMPLETED
     ]
-    lines += bad or ["None: every job completed."]
-    return "\n".join(lines) + "\n"
+    return ["## Failed and missing jobs", "", *(bad or ["None: every job completed."])]
+
+
+def markdown_report(folder: Path, meta: dict, methods: list[Method]) -> str:
+    a, b = methods[0], methods[1]
+    monitor = _monitor(methods)
+    budgets = [budget(m, meta.get("phases") or {}) for m in methods]
+    sections = [
+        _header(folder, meta, methods, monitor),
+        _test_section(a, b, _metrics(methods)),
+        _tuning_section(methods, monitor),
+        _budget_section(methods, budgets),
+        _controls_section(a, b, budgets),
+        _problems_section(methods),
+    ]
+    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
 
 
 def csv_text(methods: list[Method]) -> str:
     a, b = methods[0], methods[1]
-    metrics = metric_order({k for m in methods for j in m.completed_confirm for k in j.metrics})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
@@ -327,19 +323,20 @@ def csv_text(methods: list[Method]) -> str:
             "significant",
         ]
     )
-    for metric in metrics:
-        row = [metric]
-        for m in (a, b):
-            values = list(by_seed(m, metric).values())
-            mean, std = mean_std(values)
-            row += [_num(mean), _num(std), len(values)]
+    for metric in _metrics(methods):
+        sides = [side(m, metric) for m in (a, b)]
         d = paired(a, b, metric)
-        row += (
-            ["", "", "", 0, ""]
-            if d is None
-            else [_num(d.mean), _num(d.low), _num(d.high), d.n, str(d.significant).lower()]
+        writer.writerow(
+            [
+                metric,
+                *(x for s in sides for x in (_num(s.mean), _num(s.std), s.n)),
+                *(
+                    ["", "", "", 0, ""]
+                    if d is None
+                    else [_num(d.mean), _num(d.low), _num(d.high), d.n, str(d.significant).lower()]
+                ),
+            ]
         )
-        writer.writerow(row)
     return out.getvalue()
 
 
@@ -353,5 +350,5 @@ def write_compare_report(folder: Path) -> dict[str, Path]:
     paths = {kind: folder / name for kind, name in NAMES.items()}
     plot_tuning(methods, paths["png"], _monitor(methods))
     paths["csv"].write_text(csv_text(methods))
-    paths["md"].write_text(markdown(folder, meta, methods))
+    paths["md"].write_text(markdown_report(folder, meta, methods))
     return paths

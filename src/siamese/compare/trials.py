@@ -9,9 +9,11 @@ import json
 import math
 from pathlib import Path
 
+from siamese.config.overrides import replace_value
+from siamese.run.record import COMPLETED, FAILED
+
 TRIALS_FILE = "trials.jsonl"
 SEARCH_FILE = "search.yaml"
-COMPLETED, FAILED = "completed", "failed"
 DIRECTIONS = {"maximize": "max", "minimize": "min"}
 
 
@@ -68,8 +70,7 @@ def fold_overrides(overrides, fold: int, folds: int | None) -> list[str]:
     """A trial's overrides for one of its fold jobs: data.fold=<fold> in place of any given."""
     if folds is None:
         return list(overrides)
-    keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "data.fold"]
-    return [*keep, f"data.fold={fold}"]
+    return replace_value(overrides, "data.fold", fold)
 
 
 def append_records(sweep_dir: Path, records: list[dict]) -> Path:

@@ -2,8 +2,8 @@
 and writes report.md, report.csv and report.png into it."""
 
 from siamese.report.collect import Job, SweepError, collect, latest_sweep
-from siamese.report.pairing import Difference, paired_difference, pairs
-from siamese.report.stats import mean_std, t_cdf, t_quantile
+from siamese.report.pairing import paired_difference, pairs
+from siamese.report.stats import Difference, difference, mean_std, t_cdf, t_quantile
 from siamese.report.table import Row, Table, summarize
 from siamese.report.write import write_report
 
@@ -14,6 +14,7 @@ __all__ = [
     "SweepError",
     "Table",
     "collect",
+    "difference",
     "latest_sweep",
     "mean_std",
     "paired_difference",

@@ -1,17 +1,15 @@
 """The jobs of a Hydra multirun folder, read from their metrics.json: completed, failed, missing."""
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from siamese.run.record import METRICS_FILE
+from siamese.config.overrides import split_seed
+from siamese.run.record import COMPLETED, FAILED, MISSING, read_summary
 
-COMPLETED, FAILED, MISSING = "completed", "failed", "missing"
 HYDRA_OVERRIDES = Path(".hydra") / "overrides.yaml"
 SWEEPS_ROOT = Path("outputs") / "sweeps"
-MESSAGE_CHARS = 300  # a traceback-sized message would swamp the report's list
 
 
 class SweepError(Exception):
@@ -26,32 +24,11 @@ class Job:
     seed: str | None
     metrics: dict[str, float] = field(default_factory=dict)
     problem: str = ""  # why it failed or is missing, on one line
+    seconds: float = 0.0  # its own wall time; 0 when it never recorded an ending
 
     @property
     def number(self) -> int:
         return int(self.folder.name)
-
-
-def override_key(override: str) -> str:
-    """`+a.b=1` -> `a.b`: the key an override sets, whatever its +, ++ or ~ prefix."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def override_value(override: str) -> str:
-    return override.split("=", 1)[1] if "=" in override else ""
-
-
-def split_seed(overrides: list[str] | None) -> tuple[tuple[str, ...] | None, str | None]:
-    if overrides is None:
-        return None, None
-    seeds = [override_value(o) for o in overrides if override_key(o) == "seed"]
-    cell = sorted((o for o in overrides if override_key(o) != "seed"), key=override_key)
-    return tuple(cell), (seeds[-1] if seeds else None)
-
-
-def one_line(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
 
 
 def _hydra_overrides(folder: Path) -> list[str] | None:
@@ -64,34 +41,13 @@ def _hydra_overrides(folder: Path) -> list[str] | None:
 
 
 def read_job(folder: Path) -> Job:
-    path = folder / METRICS_FILE
-    if not path.exists():
-        return Job(
-            folder, MISSING, *split_seed(_hydra_overrides(folder)), problem="no metrics.json"
-        )
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        cell, seed = split_seed(_hydra_overrides(folder))
-        return Job(folder, MISSING, cell, seed, problem=one_line(f"unreadable metrics.json: {err}"))
-    overrides = record.get("overrides")
-    cell, seed = split_seed(overrides if isinstance(overrides, list) else _hydra_overrides(folder))
-    if record.get("seed") is not None:
-        seed = str(record["seed"])  # the resolved seed, also when the config set it, not the sweep
-    status = record.get("status")
-    if status == COMPLETED:
-        metrics = {
-            k: float(v)
-            for k, v in (record.get("metrics") or {}).items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        return Job(folder, COMPLETED, cell, seed, metrics)
-    if status == FAILED:
-        error = record.get("error") or {}
-        kind, message = error.get("type") or "error", one_line(error.get("message") or "")
-        return Job(folder, FAILED, cell, seed, problem=f"{kind}: {message}" if message else kind)
-    # "running" that nobody runs any more: the job was killed before it could record an ending
-    return Job(folder, MISSING, cell, seed, problem=f"status {status!r} (killed mid-run?)")
+    run = read_summary(folder)
+    # Hydra's own copy of the overrides, for a job that died before its record said them
+    overrides = run.overrides if run.overrides is not None else _hydra_overrides(folder)
+    cell, seed = split_seed(overrides)
+    seed = run.seed if run.seed is not None else seed  # the resolved one, not the sweep's
+    seconds = run.times.get("total_s", 0.0)
+    return Job(folder, run.status, cell, seed, run.metrics, run.problem, seconds)
 
 
 def job_folders(sweep_dir: Path, allow_none: bool = False) -> list[Path]:

@@ -1,23 +1,10 @@
 """SPRN − SDRN, paired: same other overrides, same seed, so only the experiment differs."""
 
-from dataclasses import dataclass
-
-from siamese.report.collect import Job, override_key, override_value
-from siamese.report.stats import mean_confidence_interval
+from siamese.config.overrides import override_key, override_value
+from siamese.report.collect import Job
+from siamese.report.stats import Difference, difference
 
 AXIS, A, B = "experiment", "sprn", "sdrn"
-
-
-@dataclass(frozen=True)
-class Difference:
-    mean: float
-    low: float  # the 95% confidence interval
-    high: float
-    n: int  # pairs
-
-    @property
-    def significant(self) -> bool:
-        return self.low > 0 or self.high < 0
 
 
 def _experiment(job: Job) -> str | None:
@@ -54,12 +41,11 @@ def skip_reason(jobs: list[Job]) -> str | None:
 
 
 def paired_difference(jobs: list[Job], metric: str) -> Difference | None:
-    """Mean of sprn − sdrn over the pairs that both measured `metric`, with its 95% CI
-    (Student t, n − 1 degrees of freedom); None under 2 such pairs."""
-    diffs = [
-        a.metrics[metric] - b.metrics[metric]
-        for a, b in pairs(jobs)
-        if metric in a.metrics and metric in b.metrics
-    ]
-    interval = mean_confidence_interval(diffs)
-    return None if interval is None else Difference(*interval, n=len(diffs))
+    """sprn − sdrn over the pairs that both measured `metric`; None under 2 such pairs."""
+    return difference(
+        [
+            a.metrics[metric] - b.metrics[metric]
+            for a, b in pairs(jobs)
+            if metric in a.metrics and metric in b.metrics
+        ]
+    )

@@ -4,39 +4,12 @@ import csv
 import io
 from pathlib import Path
 
-from siamese.report.collect import Job, override_key
+from siamese.config.overrides import override_key
+from siamese.report.collect import Job
+from siamese.report.markdown import ABSENT, MINUS, mean_pm_std, pipe_table, verdict
 from siamese.report.pairing import A, B, paired_difference, skip_reason
-from siamese.report.table import DECIMALS, PREFIX, Table, higher_is_better
-
-MINUS = "\u2212"  # a typographic minus lines up with "+" and reads as one in prose
-ABSENT = "—"
-
-
-def number(x: float) -> str:
-    return f"{x:.{DECIMALS}f}"
-
-
-def signed(x: float) -> str:
-    text = number(abs(x))
-    if float(text) == 0:
-        return text  # no "−0.000"
-    return ("+" if x > 0 else MINUS) + text
-
-
-def mean_pm_std(mean: float | None, std: float | None) -> str:
-    if mean is None:
-        return ABSENT
-    return f"{number(mean)} ± {number(std) if std is not None else ABSENT}"
-
-
-def _markdown_rows(header: list[str], rows: list[list[str]]) -> list[str]:
-    # padded so that the table also lines up where it is read raw, in a terminal
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)]
+from siamese.report.table import PREFIX, Table, higher_is_better
+from siamese.run.record import COMPLETED, FAILED, MISSING
 
 
 def markdown_table(table: Table) -> str:
@@ -48,26 +21,7 @@ def markdown_table(table: Table) -> str:
             text = mean_pm_std(*row.stats[m])
             cells.append(f"**{text}**" if row.label in table.best[m] else text)
         rows.append([*cells, str(row.n)])
-    return "\n".join(_markdown_rows(header, rows))
-
-
-def difference_sentence(metric: str, jobs: list[Job]) -> str:
-    diff = paired_difference(jobs, metric)
-    if diff is None:
-        return f"{metric}: fewer than 2 pairs measured it."
-    if not diff.significant:
-        verdict = "no significant difference"
-    else:
-        higher = A.upper() if diff.mean > 0 else B.upper()
-        verdict = f"{higher} higher"
-        if higher_is_better(metric) is False:
-            verdict += (
-                f" ({'worse' if diff.mean > 0 else 'better'} for {A.upper()}: lower is better)"
-            )
-    return (
-        f"{metric}: {A.upper()} {MINUS} {B.upper()} = {signed(diff.mean)} "
-        f"(95% CI {signed(diff.low)} to {signed(diff.high)}, n = {diff.n} pairs): {verdict}."
-    )
+    return pipe_table(header, rows)
 
 
 def difference_section(jobs: list[Job], metrics: list[str]) -> list[str]:
@@ -81,7 +35,10 @@ def difference_section(jobs: list[Job], metrics: list[str]) -> list[str]:
         "Mean of the per-pair differences with its 95% confidence interval (Student t, n − 1 "
         "degrees of freedom); significant when the interval excludes 0.",
         "",
-        *(f"- {difference_sentence(m, jobs)}" for m in metrics),
+        *(
+            f"- {verdict(m, paired_difference(jobs, m), A.upper(), B.upper(), 'pairs')}"
+            for m in metrics
+        ),
     ]
 
 
@@ -112,6 +69,27 @@ def _best_note(table: Table) -> str:
     return "Best mean per column in **bold**" + (f" ({'; '.join(notes)})." if notes else ".")
 
 
+def _header(
+    sweep_dir: Path, table: Table, counts: dict[str, int], launched_with: list[str]
+) -> list[str]:
+    lines = [
+        f"# Sweep report: {Path(sweep_dir).name}",
+        "",
+        f"Folder: `{Path(sweep_dir).resolve()}`  ",
+        f"Jobs: {sum(counts.values())}: "
+        + ", ".join(f"{n} {status}" for status, n in counts.items())
+        + ".  ",
+    ]
+    # multirun.yaml's view of the grid: the axes the cells differ by, and the seeds
+    axes = {*table.keys, "seed"}
+    grid = list(dict.fromkeys(o for o in launched_with if override_key(o) in axes))
+    if grid:
+        lines.append("Grid: " + " ".join(f"`{o}`" for o in grid) + "  ")
+    if table.common:
+        lines.append("Every job: " + " ".join(f"`{o}`" for o in table.common) + "  ")
+    return lines
+
+
 def markdown_report(
     sweep_dir: Path,
     table: Table,
@@ -121,21 +99,9 @@ def markdown_report(
     launched_with: list[str],
     image: str | None = None,
 ) -> str:
-    total = len(jobs) + len(failed) + len(missing)
+    counts = {COMPLETED: len(jobs), FAILED: len(failed), MISSING: len(missing)}
     lines = [
-        f"# Sweep report: {Path(sweep_dir).name}",
-        "",
-        f"Folder: `{Path(sweep_dir).resolve()}`  ",
-        f"Jobs: {total}: {len(jobs)} completed, {len(failed)} failed, {len(missing)} missing.  ",
-    ]
-    # multirun.yaml's view of the grid: the axes the cells differ by, and the seeds
-    axes = {*table.keys, "seed"}
-    grid = list(dict.fromkeys(o for o in launched_with if override_key(o) in axes))
-    if grid:
-        lines.append("Grid: " + " ".join(f"`{o}`" for o in grid) + "  ")
-    if table.common:
-        lines.append("Every job: " + " ".join(f"`{o}`" for o in table.common) + "  ")
-    lines += [
+        *_header(sweep_dir, table, counts, launched_with),
         "",
         "## Test metrics (mean ± std over seeds)",
         "",

@@ -1,7 +1,9 @@
-"""Mean, sample std and Student's t quantile, in plain Python (no scipy)."""
+"""Mean, sample std, Student's t quantile and a paired difference's interval, in plain Python
+(no scipy)."""
 
 import math
 import statistics
+from dataclasses import dataclass
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -70,13 +72,25 @@ def t_quantile(df: float, p: float = 0.975) -> float:
     return 0.5 * (low + high)
 
 
-def mean_confidence_interval(
-    values: list[float], level: float = 0.95
-) -> tuple[float, float, float] | None:
-    """(mean, low, high): mean ± t_{(1+level)/2, n-1} · sd / √n; None under 2 values."""
-    n = len(values)
+@dataclass(frozen=True)
+class Difference:
+    """The mean of paired differences (a − b) with its 95% confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int  # pairs
+
+    @property
+    def significant(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+def difference(diffs: list[float]) -> Difference | None:
+    """mean ± t_{0.975, n-1} · sd / √n (Student t, n − 1 degrees of freedom); None under 2."""
+    n = len(diffs)
     if n < 2:
         return None
-    mean, sd = mean_std(values)
-    half = t_quantile(n - 1, 0.5 + level / 2.0) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
+    mean, sd = mean_std(diffs)
+    half = t_quantile(n - 1, 0.975) * sd / math.sqrt(n)
+    return Difference(mean, mean - half, mean + half, n)

@@ -3,8 +3,10 @@
 import re
 from dataclasses import dataclass
 
-from siamese.report.collect import COMPLETED, Job, override_key, override_value
+from siamese.config.overrides import override_key, override_value
+from siamese.report.collect import Job
 from siamese.report.stats import mean_std
+from siamese.run.record import COMPLETED
 
 PREFIX = "test/"
 LEFT_OUT = {"test/threshold"}  # τ is a setting fitted on val, not a score to compare

@@ -4,6 +4,8 @@ A run folder holds one run. A new run refuses a folder that already has a record
 (resume=, a requeued SLURM job) reopens the record it left, keeps everything in it and appends to
 its list of resumes. Every write is atomic: a failed write (full disk) leaves the previous
 complete record and raises AtomicWriteError naming the path and the cause.
+
+What reads a finished folder (the reports, resume=auto) reads it with read_summary.
 """
 
 import json
@@ -11,6 +13,7 @@ import os
 import platform
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,8 @@ from siamese.core.atomic import atomic_write_json, remove_temporaries
 
 METRICS_FILE = "metrics.json"
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+MISSING = "missing"  # readers only: no record, an unreadable one, or a run that never ended
+MESSAGE_CHARS = 300  # a traceback-sized message would swamp a report's list
 
 
 class RunFolderError(FileExistsError):
@@ -37,24 +42,83 @@ def versions() -> dict[str, str]:
     }
 
 
-def read_record(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The folder's metrics.json, or None when it has none; RunFolderError when unreadable."""
-    path = Path(run_dir) / METRICS_FILE
+def _load(path: Path) -> dict[str, Any] | None:
+    """The record at path, None when there is none; OSError or ValueError naming the cause."""
     try:
         text = path.read_text()
     except FileNotFoundError:
         return None
+    record = json.loads(text)
+    if not isinstance(record, dict) or "status" not in record:
+        raise ValueError("no status")
+    return record
+
+
+def read_record(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The folder's metrics.json, or None when it has none; RunFolderError when unreadable."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        return _load(path)
     except OSError as err:
         raise RunFolderError(f"cannot read {path}: {err.strerror or err}") from err
-    try:
-        record = json.loads(text)
     except ValueError as err:
         raise RunFolderError(
             f"{path} is not a run record ({err}): move the folder away or choose another one"
         ) from err
-    if not isinstance(record, dict) or "status" not in record:
-        raise RunFolderError(f"{path} is not a run record (no status): choose another folder")
-    return record
+
+
+def one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run folder's record as the reports and resume=auto read it: what it ended as, what it
+    measured, what it ran with."""
+
+    status: str  # COMPLETED, FAILED, or MISSING (no record, an unreadable one, no ending)
+    metrics: dict[str, float] = field(default_factory=dict)  # a completed run's numbers
+    overrides: list[str] | None = None  # its command line's; None when the record lacks them
+    seed: str | None = None  # the resolved seed, also when the config set it
+    problem: str = ""  # why it failed or is missing, on one line
+    times: dict[str, float] = field(default_factory=dict)  # started_at, total_s, ...
+
+
+def read_summary(run_dir: str | os.PathLike) -> RunSummary:
+    """Never raises for a bad record: a report lists the folder as missing, saying why."""
+    try:
+        record = _load(Path(run_dir) / METRICS_FILE)
+    except (OSError, ValueError) as err:
+        return RunSummary(MISSING, problem=one_line(f"unreadable {METRICS_FILE}: {err}"))
+    if record is None:
+        return RunSummary(MISSING, problem=f"no {METRICS_FILE}")
+    status, problem = record["status"], ""
+    if status == FAILED:
+        error = record.get("error") or {}
+        kind, message = error.get("type") or "error", one_line(error.get("message") or "")
+        problem = f"{kind}: {message}" if message else kind
+    elif status != COMPLETED:  # nobody runs it any more: killed before it could record an ending
+        status, problem = MISSING, f"status {status!r} (killed mid-run?)"
+    overrides = record.get("overrides")
+    return RunSummary(
+        status,
+        _numbers(record.get("metrics")) if status == COMPLETED else {},
+        [str(o) for o in overrides] if isinstance(overrides, list) else None,
+        None if record.get("seed") is None else str(record["seed"]),
+        problem,
+        _numbers(record.get("times")),
+    )
+
+
+def _numbers(values: object) -> dict[str, float]:
+    if not isinstance(values, dict):
+        return {}
+    return {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 def slurm_requeued() -> bool:

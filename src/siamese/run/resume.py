@@ -7,8 +7,9 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from siamese.config.overrides import override_key
 from siamese.core.errors import ConfigValueError
-from siamese.run.record import COMPLETED, read_record
+from siamese.run.record import COMPLETED, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
             "start a new run instead"
         )
     saved = OmegaConf.load(saved_path)
-    given = [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+    given = [override_key(o) for o in HydraConfig.get().overrides.task]
     for key in DEVICE_KEYS:  # a device chosen on this command line; epochs, steps stay the run's
         if "trainer" in given or f"trainer.{key}" in given:
             saved.trainer[key] = cfg.trainer[key]
@@ -46,7 +47,7 @@ DEVICE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
 
 
 def _allowed_on_resume(override: str) -> bool:
-    key = override.split("=", 1)[0].lstrip("+~")
+    key = override_key(override)
     device = key.removeprefix("trainer.") in DEVICE_KEYS
     speed = key.startswith("speed.")
     return key in ("resume", "trainer") or device or speed or key.startswith("hydra")
@@ -55,8 +56,8 @@ def _allowed_on_resume(override: str) -> bool:
 def completed_metric(run_dir: Path, monitor: str) -> float | None:
     """resume=auto in a sweep: a job that completed before is not run again; its stored metric
     goes back to the sweeper."""
-    record = read_record(run_dir)
-    if record is None or record.get("status") != COMPLETED:
+    run = read_summary(run_dir)
+    if run.status != COMPLETED:
         return None
     log.info("job already completed: %s (resume=auto skips it)", run_dir)
-    return float(record["metrics"][monitor])
+    return run.metrics[monitor]
