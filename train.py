@@ -5,7 +5,7 @@ import hydra
 from siamese.run.job import train
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://siamese.conf", config_name="train")
 def main(cfg) -> float:
     return train(cfg)
 

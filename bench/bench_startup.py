@@ -23,7 +23,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["debug=tiny", "data.steps_per_epoch=1", "logger=none"]  # conf/debug/tiny.yaml, one step
+TINY = [
+    "debug=tiny",
+    "data.steps_per_epoch=1",
+    "logger=none",
+]  # src/siamese/conf/debug/tiny.yaml, one step
 LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 

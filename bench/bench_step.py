@@ -38,7 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make(overrides: list[str], steps: int):
     register()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(
+        config_dir=str(ROOT / "src" / "siamese" / "conf"), version_base="1.3"
+    ):
         cfg = compose("train", overrides=[*overrides, f"data.steps_per_epoch={steps}"])
     pl.seed_everything(cfg.seed, verbose=False)
     datamodule, module = build(cfg)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["debug=quick", "trainer.max_epochs=1", "logger=none"]  # conf/debug/quick.yaml
+QUICK = ["debug=quick", "trainer.max_epochs=1", "logger=none"]  # src/siamese/conf/debug/quick.yaml
 
 
 def timed_sweep(

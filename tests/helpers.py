@@ -12,7 +12,8 @@ from siamese.data.augment import Augmentation
 from siamese.data.imageset import ImageSet
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "src" / "siamese" / "conf"
+SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}  # conf/base/data.yaml's
 TINY = ["debug=tiny"]  # conf/debug/tiny.yaml: seconds on a CPU, every metric still defined
 
 

@@ -11,6 +11,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from siamese.config.checks import RULES, check_config
 from siamese.data.sources.synthetic import SyntheticGlyphs
 from siamese.run.build import DATAMODULE_KEYS, build, build_scorer
+from siamese.run.trainer import make_trainer
 from tests.helpers import fake_mnist, options, write_glyph_folder
 
 GROUPS = [
@@ -117,9 +118,7 @@ def test_sprn_and_sdrn_differ_only_in_loss_sampler_model_and_name(make_config):
             "augmentation=light augmentation.hflip=2",
             "augmentation.hflip must be in [0, 1], got 2.0",
         ),
-        ("data=csv data.manifest=/nowhere.csv", "data.manifest='/nowhere.csv' does not exist"),
         ("data.split.train=0.9", "data.split fractions must be > 0 and sum to 1"),
-        ("guard.max_loss=-3", "guard.max_loss must be > 0, got -3.0"),
         ("evaluation.one_shot_trials=0", "evaluation.one_shot_trials must be an integer >= 1"),
         ("+checkpoint.every=5", "checkpoint.every is not a setting"),
         ("+guard.max_grad=5", "guard.max_grad is not a setting"),
@@ -149,6 +148,18 @@ def test_bad_override_fails_at_start_naming_the_key(make_config, override, messa
         build(cfg)
     text = str(err.value) + str(err.value.__cause__)
     assert message in text
+
+
+def test_a_missing_manifest_is_named_by_its_key(make_config):
+    with pytest.raises(ValueError, match="^data.manifest='/nowhere.csv' does not exist"):
+        build(make_config("data=csv", "data.manifest=/nowhere.csv", "debug=fast", tiny=False))
+
+
+def test_a_guard_bound_is_named_by_its_key(make_config, tmp_path):
+    cfg = make_config("guard.max_loss=-3")
+    datamodule, _ = build(cfg)
+    with pytest.raises(ValueError, match=r"^guard.max_loss must be > 0, got -3.0"):
+        make_trainer(cfg, tmp_path, datamodule)
 
 
 def test_sampler_that_does_not_match_the_loss_is_refused(make_config):

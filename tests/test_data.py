@@ -7,11 +7,13 @@ from siamese.data.datamodule import SiameseDataModule
 from siamese.data.samplers import PairSampler, PKSampler, TripletSampler
 from siamese.data.sources.synthetic import SyntheticGlyphs
 from siamese.data.splits import split_indices
+from tests.helpers import SPLIT
 
 SMALL = SyntheticGlyphs(num_classes=12, samples_per_class=6)
 
 
 def make_datamodule(sampler=PairSampler, seed=0, **kwargs) -> SiameseDataModule:
+    kwargs.setdefault("split", SPLIT)
     dm = SiameseDataModule(
         source=SMALL,
         sampler=sampler(),

@@ -22,7 +22,7 @@ from siamese.run.build import build_module
 from siamese.run.checkpoint import CONFIG_KEY
 from siamese.search import search
 from siamese.verify import verify
-from tests.helpers import ROOT, TINY, options
+from tests.helpers import CONF, ROOT, TINY, options
 
 SIZE = 16
 # two_branch and resnet18 take longer to export: every backbone still runs with -m slow
@@ -63,7 +63,7 @@ def mlp_ckpt(tmp_path_factory) -> Path:
     register()
 
     def make(*overrides: str):
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             return compose("train", overrides=[*TINY, *overrides])
 
     return save_run(make, tmp_path_factory.mktemp("shared"), "backbone=mlp")

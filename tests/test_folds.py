@@ -55,9 +55,9 @@ def test_folds_are_fixed_by_the_split_seed():
 
 
 def test_folds_need_two_classes_each_and_a_class_split_of_free_samples():
-    with pytest.raises(ValueError, match="data.folds=10 needs at least 20 non-test classes"):
+    with pytest.raises(ValueError, match="^folds=10 needs at least 20 non-test classes"):
         split_indices(LABELS, FRACTIONS, "classes", 0, folds=10, fold=0)
-    with pytest.raises(ValueError, match="data.folds=4 needs data.split_by=classes"):
+    with pytest.raises(ValueError, match="^folds must be null with split_by='samples'"):
         split_indices(LABELS, FRACTIONS, "samples", 0, folds=4, fold=0)
     given = torch.full_like(LABELS, -1)
     given[LABELS >= 18] = 2  # a manifest's split column: test given
@@ -90,7 +90,7 @@ def test_the_data_module_trains_on_the_other_folds(make_config):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["data.folds=1"], "data.folds must be >= 2, or null for no folds, got 1"),
+        (["data.folds=1"], "data.folds must be an integer >= 2, got 1"),
         (["data.folds=4", "data.fold=4"], r"data.fold must be in 0..3 \(folds=4\), got 4"),
         (["data.fold=2"], "data.fold must be 0 while folds is null, got 2"),
         (["data.folds=4", "data.split_by=samples"], "data.folds must be null with split_by="),

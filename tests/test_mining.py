@@ -209,10 +209,10 @@ def test_largest_tensor_tracker_sees_a_cube():
 @pytest.mark.parametrize(
     "loss",
     [
-        TripletBatchAllLoss(),
-        TripletBatchAllLoss(squared_hinge=True),
-        TripletSemiHardLoss(),
-        TripletBatchHardLoss(),
+        TripletBatchAllLoss(1.0, False, False),
+        TripletBatchAllLoss(1.0, False, squared_hinge=True),
+        TripletSemiHardLoss(1.0, False, False),
+        TripletBatchHardLoss(1.0, False, False),
         ContrastiveAllPairsLoss(hard_pairs=True),
     ],
     ids=lambda loss: type(loss).__name__,

@@ -24,7 +24,7 @@ from siamese.data.sources.synthetic import SyntheticGlyphs
 from siamese.data.sources.torchvision_sets import TorchvisionDataset
 from siamese.data.splits import split_indices
 from siamese.models.normalization import BatchNorm, GroupNorm
-from tests.helpers import augmentation, fake_mnist, pil, write_glyph_folder
+from tests.helpers import SPLIT, augmentation, fake_mnist, pil, write_glyph_folder
 
 
 @pytest.fixture(scope="module")
@@ -516,7 +516,7 @@ def test_folder_through_the_data_module_equals_the_glyph_source(tmp_path, glyphs
 
     write_glyph_folder(glyphs, tmp_path / "png")
     modules = [
-        SiameseDataModule(source, channels=3, image_size=16, eval_pairs=50)
+        SiameseDataModule(source, 16, SPLIT, channels=3, eval_pairs=50)
         for source in (lambda **decode: glyphs, ImageFolder(tmp_path / "png"))
     ]
     for m in modules:

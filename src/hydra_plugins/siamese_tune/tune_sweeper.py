@@ -1,4 +1,4 @@
-"""`hydra/sweeper=tune` (conf/hydra/sweeper/tune.yaml): Hydra's Optuna sweeper (hydra-optuna-sweeper
+"""`hydra/sweeper=tune` (src/siamese/conf/hydra/sweeper/tune.yaml): Hydra's Optuna sweeper (hydra-optuna-sweeper
 1.3.0) with three changes, all in the launcher it drives, so any launcher (basic, Ray, SLURM) works:
 
 - a trial whose job raised, or returned no finite number, is told to Optuna as the worst score

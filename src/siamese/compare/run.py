@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from importlib import resources
 from itertools import count, islice
 from pathlib import Path
 
@@ -130,10 +131,10 @@ def _check_arguments(methods: tuple[str, ...], trials: int, seeds: int) -> None:
             f"--trials must be >= 1 and --seeds >= 2 (a 95% CI needs 2), got {trials}, {seeds}"
         )
     for method in methods:
-        if not (Path("conf") / "tune" / f"{method}.yaml").exists():
+        if not (resources.files("siamese.conf") / "tune" / f"{method}.yaml").is_file():
             raise CompareError(
-                f"no conf/tune/{method}.yaml: run from the project root, and give each method a "
-                "search space file (see conf/tune/sprn.yaml)"
+                f"no src/siamese/conf/tune/{method}.yaml: give each method a search space file "
+                "(see src/siamese/conf/tune/sprn.yaml)"
             )
 
 
@@ -181,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         "test, report. Run from the project root.",
     )
     parser.add_argument("--name", default="compare", help="the folder's label")
-    parser.add_argument("--methods", default=",".join(METHODS), help="two conf/tune/ files")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help="two files of src/siamese/conf/tune/"
+    )
     parser.add_argument("--trials", type=int, default=50, help="search trials per method")
     parser.add_argument("--seeds", type=int, default=5, help="confirmation seeds per method")
     parser.add_argument("--root", default=str(ROOT), help="where compare folders go")

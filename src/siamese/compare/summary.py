@@ -10,18 +10,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from matplotlib.figure import Figure
-
-from siamese.compare.collect import (
-    CONFIRM,
-    TUNE,
-    Method,
-    images_per_step,
-    planned_steps,
-    read_compare,
-)
+from siamese.compare.budget import Budget, budget, seconds_text
+from siamese.compare.collect import CONFIRM, TUNE, Method, images_per_step, read_compare
 from siamese.compare.controls import control_lines, controls
+from siamese.compare.plot import plot_tuning
 from siamese.config.overrides import override_key
 from siamese.report.markdown import (
     ABSENT,
@@ -37,7 +29,6 @@ from siamese.report.table import PREFIX, higher_is_better, metric_order
 from siamese.run.record import COMPLETED
 
 NAMES = {"md": "report.md", "csv": "report.csv", "png": "tuning.png"}
-DPI = 150
 
 
 def by_seed(method: Method, metric: str) -> dict[str, float]:
@@ -76,61 +67,6 @@ def _metrics(methods: list[Method]) -> list[str]:
     return metric_order({k for m in methods for j in m.completed_confirm for k in j.metrics})
 
 
-@dataclass(frozen=True)
-class Budget:
-    """One method's search, as the budget table shows it."""
-
-    label: str
-    trials: int
-    jobs_per_trial: int
-    epochs: str  # per trial: one value, or a range when it was tuned
-    steps: int  # planned training steps, summed over the jobs
-    images: int  # images those steps see
-    job_s: float  # the jobs' own wall time, summed
-    search_s: float | None  # the whole search's wall time, from compare.json
-    confirm_s: float | None  # the confirmation's, from compare.json
-
-    def cells(self) -> dict[str, str]:
-        return {
-            "method": self.label,
-            "trials": str(self.trials),
-            "jobs/trial": str(self.jobs_per_trial),
-            "epochs/trial": self.epochs,
-            "steps": str(self.steps),
-            "images seen": str(self.images),
-            "jobs' time": _seconds(self.job_s),
-            "search wall": _seconds(self.search_s),
-            "confirm wall": _seconds(self.confirm_s),
-        }
-
-
-def _span(values: list[int]) -> str:
-    if not values:
-        return ABSENT
-    return str(values[0]) if min(values) == max(values) else f"{min(values)}–{max(values)}"
-
-
-def budget(method: Method, phases: dict) -> Budget:
-    """phases: compare.json's, each phase's wall time by name (tune/<method>, confirm/<method>)."""
-    configs = list(method.tune_configs.values())
-    steps = [s for c in configs if (s := planned_steps(c)) is not None]
-    images = [
-        s * i for c in configs if (s := planned_steps(c)) and (i := images_per_step(c)) is not None
-    ]
-    epochs = sorted(int(c["trainer"]["max_epochs"]) for c in configs if "trainer" in c)
-    return Budget(
-        method.label,
-        len(method.trials),
-        method.folds or 1,
-        _span(epochs),
-        sum(steps),
-        sum(images),
-        sum(j.seconds for j in method.tune_jobs),
-        (phases.get(f"{TUNE}/{method.name}") or {}).get("wall_s"),
-        (phases.get(f"{CONFIRM}/{method.name}") or {}).get("wall_s"),
-    )
-
-
 def _folds_lines(methods: list[Method]) -> list[str]:
     """What the search's objective was when it ran over class-disjoint folds (data.folds)."""
     if not any(m.folds for m in methods):
@@ -146,30 +82,6 @@ def _folds_lines(methods: list[Method]) -> list[str]:
         "is their mean val metric (a failed fold fails the trial). Confirmation uses the usual "
         "split, folds off.",
     ]
-
-
-def _seconds(s: float | None) -> str:
-    return ABSENT if s is None else f"{s:.0f} s"
-
-
-def plot_tuning(methods: list[Method], path: Path, monitor: str) -> Path:
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    for m in methods:
-        curve = np.array(m.best_so_far(), dtype=float)
-        if curve.size:
-            (line,) = ax.plot(np.arange(1, curve.size + 1), curve, marker="o", ms=3, label=m.label)
-            done = [(t.number + 1, t.objective) for t in m.trials if t.objective is not None]
-            if done:
-                ax.scatter(*zip(*done, strict=True), s=10, alpha=0.35, color=line.get_color())
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"best {monitor} so far (dots: each trial)")
-    ax.set_title("Tuning curves on val, equal trials per method")
-    ax.grid(alpha=0.3)
-    if any(m.trials for m in methods):
-        ax.legend(frameon=False)
-    fig.savefig(path, dpi=DPI)
-    return Path(path)
 
 
 def _monitor(methods: list[Method]) -> str:
@@ -272,7 +184,7 @@ def _controls_section(a: Method, b: Method, budgets: list[Budget]) -> list[str]:
     if not (a.best_config and b.best_config):
         return [*title, "No resolved config for both methods: nothing to compare."]
     ipa, ipb = images_per_step(a.best_config), images_per_step(b.best_config)
-    walls = ", ".join(f"{x.label} search {_seconds(x.search_s)}" for x in budgets)
+    walls = ", ".join(f"{x.label} search {seconds_text(x.search_s)}" for x in budgets)
     return [
         *title,
         *control_lines(controls(a.best_config, b.best_config, a.space, b.space), a.label, b.label),

@@ -27,7 +27,7 @@ class SplitConf:
 
 @dataclass
 class DataModuleConf(Target):
-    """The data module's own keys (conf/base/data.yaml); a data option adds its source's."""
+    """The data module's own keys (src/siamese/conf/base/data.yaml); a data option adds its source's."""
 
     source: Any = MISSING
     channels: int = MISSING

@@ -161,7 +161,7 @@ SCHEMAS = {
 
 def loss_schemas() -> dict[str, type]:
     """The schemas the loss modules declare beside their classes (each module's `SCHEMAS`), so
-    that a new loss is one Python file in siamese/losses/ and one YAML in conf/loss/."""
+    that a new loss is one Python file in siamese/losses/ and one YAML in src/siamese/conf/loss/."""
     from siamese import losses
 
     found: dict[str, type] = {}

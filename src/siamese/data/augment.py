@@ -27,7 +27,7 @@ class Augmentation:
     `crop_ratio`: its aspect ratio, each a [low, high] range), a horizontal flip with probability
     `hflip`, a rotation uniform in ±`rotation` degrees, and brightness/contrast/saturation factors
     uniform in [1 − x, 1 + x] (saturation is skipped for 1-channel images). The values live in
-    conf/augmentation/*.yaml; all at their neutral values it does nothing."""
+    src/siamese/conf/augmentation/*.yaml; all at their neutral values it does nothing."""
 
     crop_scale: tuple[float, float]
     crop_ratio: tuple[float, float]

@@ -34,6 +34,7 @@ class SiameseDataModule(pl.LightningDataModule):
         self,
         source: ImageSource,
         image_size: int,
+        split: dict[str, float],
         channels: int = 3,
         resize: str = "stretch",
         batch_size: int = 64,
@@ -41,7 +42,6 @@ class SiameseDataModule(pl.LightningDataModule):
         steps_per_epoch: int = 100,
         eval_batch_size: int = 512,
         eval_pairs: int = 2000,
-        split: dict[str, float] | None = None,
         split_by: str = "classes",
         split_seed: int = 0,
         folds: int | None = None,
@@ -57,7 +57,7 @@ class SiameseDataModule(pl.LightningDataModule):
         if images_per_step is not None:
             at_least("images_per_step", images_per_step, 1)
         at_least("loader_workers", loader_workers, 0)
-        split = {"train": 0.6, "val": 0.2, "test": 0.2} if split is None else dict(split)
+        split = dict(split)
         check_split_options(split, split_by, folds, fold)
         self.source, self.sampler = source, sampler
         self.channels, self.image_size = channels, image_size

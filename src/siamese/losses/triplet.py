@@ -24,9 +24,9 @@ class TripletMarginBase(SiameseLoss):
 
     def __init__(
         self,
-        margin: float = 1.0,
-        squared_distance: bool = True,
-        squared_hinge: bool = False,
+        margin: float,
+        squared_distance: bool,
+        squared_hinge: bool,
         distance: str = "euclidean",
     ):
         super().__init__(distance)

@@ -1,6 +1,6 @@
 """The `normalization=` choice: the layer every backbone puts after its hidden layers.
 
-Each option of conf/normalization/ builds one of these; the backbone asks it for a layer per
+Each option of src/siamese/conf/normalization/ builds one of these; the backbone asks it for a layer per
 hidden layer (`layer2d` after a convolution, `layer1d` after a linear layer).
 """
 

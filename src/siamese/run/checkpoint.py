@@ -77,7 +77,7 @@ NORMALIZATIONS = {
     "groupnorm": {"_target_": "siamese.models.normalization.GroupNorm", "max_groups": 8},
     "none": {"_target_": "siamese.models.normalization.NoNorm"},
 }
-# `augmentation.kind` of earlier runs -> its values (conf/augmentation/*.yaml)
+# `augmentation.kind` of earlier runs -> its values (src/siamese/conf/augmentation/*.yaml)
 NEUTRAL = {"crop_scale": [1.0, 1.0], "crop_ratio": [1.0, 1.0], "hflip": 0.0, "rotation": 0.0}
 NEUTRAL |= {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0}
 AUGMENTATIONS = {

@@ -1,7 +1,7 @@
 """Where a run writes: a folder of its own, checked before Hydra writes anything into it.
 
 Hydra writes its record (`.hydra/`) into the output folder before the task starts, so a folder
-that holds another run is refused here, from Hydra's callbacks (conf/train.yaml `hydra.callbacks`),
+that holds another run is refused here, from Hydra's callbacks (src/siamese/conf/train.yaml `hydra.callbacks`),
 not from the task. `resume=` chooses an existing folder on purpose.
 """
 

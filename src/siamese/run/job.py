@@ -124,6 +124,9 @@ def fit_and_test(
     datamodule, module = build(cfg)
     if record.enabled:  # after build: it fills the keys the data decides (loss.num_classes)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    first = []  # the step this fit starts from: a resumed one trains the rest only
+    at_start = LambdaCallback(on_train_start=lambda t, m: first.append(t.global_step))
+    trainer = make_trainer(cfg, run_dir, datamodule, callbacks=[*callbacks, at_start])
     untrained, _ = score_split(
         module,
         datamodule.splits["test"],
@@ -131,9 +134,6 @@ def fit_and_test(
         build_scorer(cfg),
         batch_size=datamodule.eval_batch_size,
     )
-    first = []  # the step this fit starts from: a resumed one trains the rest only
-    at_start = LambdaCallback(on_train_start=lambda t, m: first.append(t.global_step))
-    trainer = make_trainer(cfg, run_dir, datamodule, callbacks=[*callbacks, at_start])
     start = time.time()
     trainer.fit(module, datamodule, ckpt_path=checkpoint)
     fit_s = time.time() - start
