@@ -19,7 +19,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.samplers import TPESampler
 from optuna.trial import TrialState
 
-from hydra_plugins.siamese_tune.tune_sweeper import run_trials
+from hydra_plugins.siamese_tune.tune_sweeper import TuneSweeper, run_trials
 from siamese.compare.space import search_space
 from siamese.compare.study import (
     JOURNAL_FILE,
@@ -179,6 +179,34 @@ def test_a_used_folder_needs_resume_auto_and_the_same_search(tmp_path):
     assert [t.state for t in more.get_trials()] == [TrialState.COMPLETE] * 4
 
 
+def test_a_folder_of_jobs_without_a_study_is_not_taken_for_one(tmp_path):
+    # a grid sweep's (or the old sweeper's) jobs: resume=auto would read job 0 as trial 0
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "metrics.json").write_text("{}")
+    with pytest.raises(StudyError, match="without study.journal.*new folder"):
+        study_in(tmp_path, resume=True)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("n_trials", 0, "hydra.sweeper.n_trials must be an integer >= 1, got 0"),
+        ("worker", -1, "hydra.sweeper.worker must be an integer >= 0, got -1"),
+        ("sampler", TPESampler(), "hydra.sweeper.sampler must be an Optuna sampler with _partial_"),
+        ("direction", "up", "hydra.sweeper.direction must be maximize or minimize"),
+    ],
+)
+def test_bad_sweeper_settings_name_their_key(key, value, message):
+    settings = {
+        "direction": "maximize",
+        "n_trials": 2,
+        "n_jobs": 1,
+        "sampler": functools.partial(TPESampler),
+    }
+    with pytest.raises(ValueError, match=message):
+        TuneSweeper(**{**settings, key: value})
+
+
 def test_a_worker_re_runs_only_its_own_orphans(tmp_path):
     study = study_in(tmp_path)
     study.ask(SPACE.distributions).set_user_attr("worker", 1)  # worker 1 was killed running it
@@ -191,16 +219,29 @@ def test_a_worker_re_runs_only_its_own_orphans(tmp_path):
     assert [t.state for t in done.get_trials()] == [TrialState.COMPLETE] * 3
 
 
+def test_a_trial_killed_in_its_ask_is_re_run_when_whole_and_failed_when_not(tmp_path):
+    whole = summary(search(tmp_path / "whole", n_trials=4))
+    study = search(tmp_path / "cut", n_trials=2)
+    study.ask(SPACE.distributions)  # killed before it was marked with its worker: still whole
+    study.ask({"optimizer.lr": SPACE.distributions["optimizer.lr"]})  # killed while drawing
+    resumed = search(tmp_path / "cut", n_trials=4, resume=True)
+    assert summary(resumed)[:3] == whole[:3]  # trial 2 re-run as asked
+    assert summary(resumed)[3][1] == TrialState.FAIL
+
+
 def test_two_workers_share_one_study_and_its_budget(tmp_path):
     launched: dict[int, list[int]] = {0: [], 1: []}
+    together = threading.Barrier(2)
 
     def worker(number: int) -> None:
         def launch(runs):
             launched[number].extend(n for n, _ in runs)
-            time.sleep(0.05)  # a job: the other worker asks meanwhile
+            time.sleep(0.2)  # a job: the other worker asks meanwhile
             return [score(o) for _, o in runs]
 
-        Search(study_in(tmp_path, resume=True), SPACE, 8, 1, number).run(launch)
+        study = study_in(tmp_path, resume=True)
+        together.wait()
+        Search(study, SPACE, 8, 1, number).run(launch)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in (0, 1)]
     for t in threads:

@@ -95,9 +95,22 @@ class TuneSweeper(Sweeper):
         worker: int = 0,
     ) -> None:
         from siamese.compare.trials import worst
+        from siamese.core.errors import ArgumentError, at_least
 
         self.direction, self.worst = str(direction), worst(str(direction))
-        self.n_trials, self.n_jobs, self.worker = int(n_trials), int(n_jobs), int(worker)
+        try:
+            self.n_trials, self.n_jobs = (
+                at_least("n_trials", n_trials, 1),
+                at_least("n_jobs", n_jobs, 1),
+            )
+            self.worker = at_least("worker", worker, 0)
+            if not isinstance(sampler, functools.partial):  # made anew for each trial
+                raise ArgumentError(
+                    "sampler",
+                    "must be an Optuna sampler with _partial_: true (optuna_tpe, optuna_random)",
+                )
+        except ArgumentError as err:
+            raise err.at("hydra.sweeper") from None
         self.sampler, self.params = sampler, dict(params or {})
 
     def setup(self, *, hydra_context, task_function, config) -> None:

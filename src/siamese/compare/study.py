@@ -13,7 +13,9 @@ batches, so that a killed search continues where it stopped and several workers 
   metric, an interrupted one resumes from its checkpoint). Failing it instead would lose a trial of
   the budget and tell the sampler a score the trial never had; re-run, the study ends as the
   uninterrupted search does. A batch interrupted half asked is completed (the missing trials are
-  asked before anything is told), so every batch sees the history it would have seen.
+  asked before anything is told), so every batch sees the history it would have seen. Only a trial
+  killed in the milliseconds of its own ask, before all its values were drawn, is told failed: it
+  has no values to run.
 - Each trial's proposal comes from the configured sampler made anew for that trial, seeded from
   (the sampler's seed, the trial number): it depends on the seed, the trial number and the trials
   told before it, not on how many proposals this process made before, so a resumed search proposes
@@ -36,7 +38,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from siamese.compare.space import Space
+from siamese.compare.trials import TRIALS_FILE
 from siamese.core.atomic import atomic_write_text
+from siamese.run.record import METRICS_FILE
 
 JOURNAL_FILE = "study.journal"
 RESULTS_FILE = "optimization_results.yaml"
@@ -95,6 +99,13 @@ def open_study(
             f"{path} already holds a search: a folder is never reused; to continue that search "
             "add resume=auto (told trials are kept, the rest are run)"
         )
+    used = [*Path(sweep_dir).glob(f"*/{METRICS_FILE}"), *Path(sweep_dir).glob(TRIALS_FILE)]
+    if used and not path.exists():  # its jobs would be taken for the new study's trials
+        raise StudyError(
+            f"{sweep_dir} holds jobs of a search without {JOURNAL_FILE} (another sweeper's, or "
+            "one from before the study was kept): it cannot be continued; start the search in a "
+            "new folder"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
         storage=JournalStorage(JournalFileBackend(str(path))),
@@ -117,9 +128,7 @@ def open_study(
     return study
 
 
-def owner(trial: FrozenTrial) -> int:
-    """The worker that asked the trial (0 when it was killed before it could say so)."""
-    return int(trial.user_attrs.get("worker", 0))
+WORKER = "worker"  # a trial's user attribute: the worker that asked it
 
 
 class Search:
@@ -128,12 +137,24 @@ class Search:
     def __init__(self, study: optuna.Study, space: Space, n_trials: int, n_jobs: int, worker: int):
         self.study, self.space = study, space
         self.n_trials, self.n_jobs, self.worker = n_trials, n_jobs, worker
-        # this worker's trials a killed search asked and never told: the first batch re-runs them
-        self.orphans = [
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if owner(t) == worker
-        ]
+        if worker:  # before its first ask: worker 0 no longer takes unmarked trials for its own
+            study.set_user_attr(f"{WORKER} {worker}", True)
+        self.orphans = self.take_orphans()
+
+    def take_orphans(self) -> list[FrozenTrial]:
+        """This worker's trials that a killed search asked and never told; the first batches re-run
+        them. A trial is marked with its worker right after its ask; one killed before that is
+        worker 0's while no other worker has joined the study (read after the trials: a worker
+        joins before it asks). One killed before all its values were drawn cannot be re-run: it is
+        told failed."""
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        alone = not any(k.startswith(f"{WORKER} ") for k in self.study.user_attrs)
+        unmarked = 0 if alone else None
+        mine = [t for t in running if t.user_attrs.get(WORKER, unmarked) == self.worker]
+        for trial in mine:
+            if trial.params.keys() != self.space.distributions.keys():
+                self.study.tell(trial.number, state=TrialState.FAIL)
+        return [t for t in mine if t.params.keys() == self.space.distributions.keys()]
 
     def next_batch(self) -> list[FrozenTrial | optuna.Trial]:
         """Up to n_jobs trials to run: this worker's orphans first, then new ones while the study
@@ -146,7 +167,7 @@ class Search:
             if trial.number >= self.n_trials:  # another worker asked the last one meanwhile
                 self.study.tell(trial, state=TrialState.FAIL)
                 break
-            trial.set_user_attr("worker", self.worker)
+            trial.set_user_attr(WORKER, self.worker)
             batch.append(trial)
         return batch
 
