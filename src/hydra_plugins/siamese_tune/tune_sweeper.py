@@ -99,10 +99,8 @@ class TuneSweeper(Sweeper):
 
         self.direction, self.worst = str(direction), worst(str(direction))
         try:
-            self.n_trials, self.n_jobs = (
-                at_least("n_trials", n_trials, 1),
-                at_least("n_jobs", n_jobs, 1),
-            )
+            self.n_trials = at_least("n_trials", n_trials, 1)
+            self.n_jobs = at_least("n_jobs", n_jobs, 1)
             self.worker = at_least("worker", worker, 0)
             if not isinstance(sampler, functools.partial):  # made anew for each trial
                 raise ArgumentError(
@@ -133,11 +131,15 @@ class TuneSweeper(Sweeper):
         from siamese.compare.space import search_space
         from siamese.compare.study import Search, SeedPerTrial, open_study, write_results
         from siamese.compare.trials import write_search
+        from siamese.config.overrides import override_key
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         space = search_space(self.params, arguments, dropped=(RESUME,))
         seed = self.sampler.keywords.get("seed")
-        write_search(
+        search = {"params": space.params, "overrides": space.fixed}
+        sampler = SeedPerTrial(self.sampler, seed)
+        study = open_study(sweep_dir, self.direction, sampler, search, self.resume)
+        write_search(  # once the folder's study is known to be this search
             sweep_dir,
             {
                 "direction": self.direction,
@@ -146,14 +148,11 @@ class TuneSweeper(Sweeper):
                 "sampler": self.sampler.func.__name__,
                 "seed": seed,
                 "params": space.params,
-                "arguments": list(arguments),
+                "arguments": [a for a in arguments if override_key(a) != RESUME],
                 "monitor": OmegaConf.select(self.config, "evaluation.monitor"),
                 "folds": self.folds,  # k jobs per trial, the objective their mean; null: none
             },
         )
-        sampler = SeedPerTrial(self.sampler, seed)
-        search = {"params": space.params, "overrides": space.fixed}
-        study = open_study(sweep_dir, self.direction, sampler, search, self.resume)
         extra = [f"{RESUME}=auto"] if self.resume else []
         Search(study, space, self.n_trials, self.n_jobs, self.worker).run(
             lambda runs: run_trials(self.launcher, runs, self.folds, sweep_dir, self.worst, extra)
