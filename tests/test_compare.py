@@ -13,7 +13,7 @@ import pytest
 import yaml
 from hydra.core.utils import JobReturn, JobStatus
 
-from hydra_plugins.siamese_tune.tune_sweeper import _WorstOnFailure
+from hydra_plugins.siamese_tune.tune_sweeper import run_trials
 from siamese.compare.collect import images_per_step, read_compare
 from siamese.compare.controls import controls
 from siamese.compare.run import confirm_command, confirm_seeds
@@ -37,7 +37,7 @@ class FakeLauncher:
 
 def job_return(status, value):
     ret = JobReturn(overrides=[], status=status)
-    ret._return_value = value
+    ret.return_value = value
     return ret
 
 
@@ -49,11 +49,10 @@ def test_failed_and_non_numeric_trials_come_back_as_the_worst_score(tmp_path, di
         job_return(JobStatus.COMPLETED, float("nan")),
         job_return(JobStatus.COMPLETED, None),
     ]
-    launcher = _WorstOnFailure(FakeLauncher(returns), direction, str(tmp_path))
-    overrides = [[f"optimizer.lr={i}"] for i in range(4)]
-    out = launcher.launch(overrides, initial_job_idx=10)
-    # what the Optuna sweeper reads: no exception, the worst score for each bad trial
-    assert [r.return_value for r in out] == [0.4, worst, worst, worst]
+    runs = [(10 + i, [f"optimizer.lr={i}"]) for i in range(4)]
+    scores = run_trials(FakeLauncher(returns), runs, None, tmp_path, worst)
+    # what Optuna is told: no exception, the worst score for each bad trial
+    assert scores == [0.4, worst, worst, worst]
     records = read_records(tmp_path)
     assert [r["trial"] for r in records] == [10, 11, 12, 13]
     assert [r["status"] for r in records] == ["completed", "failed", "failed", "failed"]
@@ -320,7 +319,7 @@ def test_a_failed_trial_is_the_worst_score_and_the_search_goes_on(tmp_path):
             "hydra.sweeper.params=null",
             "loss=triplet_batch_hard",
             "data.batch_size=choice(6,8)",
-            "hydra/sweeper/sampler=random",
+            "hydra/sweeper/sampler=optuna_random",
             "hydra.sweeper.n_trials=3",
             f"hydra.sweep.dir={tmp_path}",
         ]

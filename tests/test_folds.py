@@ -9,7 +9,7 @@ import yaml
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from hydra_plugins.siamese_tune.tune_sweeper import _WorstOnFailure
+from hydra_plugins.siamese_tune.tune_sweeper import run_trials
 from siamese.compare.collect import read_compare
 from siamese.compare.run import confirm_command
 from siamese.compare.summary import write_compare_report
@@ -61,7 +61,7 @@ def test_folds_need_two_classes_each_and_a_class_split_of_free_samples():
         split_indices(LABELS, FRACTIONS, "samples", 0, folds=4, fold=0)
     given = torch.full_like(LABELS, -1)
     given[LABELS >= 18] = 2  # a manifest's split column: test given
-    with pytest.raises(ValueError, match="data.folds=4 is not supported with given splits"):
+    with pytest.raises(ValueError, match="^folds=4 is not supported with given splits"):
         split_indices(LABELS, FRACTIONS, "classes", 0, given=given, folds=4, fold=0)
 
 
@@ -120,7 +120,7 @@ class RecordingLauncher:
             ret = JobReturn(
                 overrides=[], status=JobStatus.FAILED if failed else JobStatus.COMPLETED
             )
-            ret._return_value = value
+            ret.return_value = value
             out.append(ret)
         return out
 
@@ -128,11 +128,10 @@ class RecordingLauncher:
 def test_a_trial_runs_as_k_fold_jobs_and_returns_their_mean(tmp_path):
     boom = ValueError("fold went wrong")
     fake = RecordingLauncher([0.2, 0.4, 0.6, boom, 0.1, 0.3])
-    launcher = _WorstOnFailure(fake, "maximize", str(tmp_path), folds=2)
     batch = [["optimizer.lr=1", "data.folds=2", "data.fold=1"], ["optimizer.lr=2", "data.folds=2"]]
-    out = launcher.launch(batch, initial_job_idx=0)
-    # the Optuna sweeper gets one return per trial: the mean, or the worst when a fold failed
-    assert [r.return_value for r in out] == [pytest.approx(0.3), -math.inf]
+    scores = run_trials(fake, list(enumerate(batch)), 2, tmp_path, -math.inf)
+    # Optuna is told one score per trial: the mean, or the worst when a fold failed
+    assert scores == [pytest.approx(0.3), -math.inf]
     jobs, first = fake.calls[0]
     assert first == 0
     assert jobs == [
@@ -141,10 +140,9 @@ def test_a_trial_runs_as_k_fold_jobs_and_returns_their_mean(tmp_path):
         ["optimizer.lr=2", "data.folds=2", "data.fold=0"],
         ["optimizer.lr=2", "data.folds=2", "data.fold=1"],
     ]
-    # the Optuna sweeper counts one job per trial (its next batch starts at 2); the launcher's
-    # job folders go on from 4
-    (ret,) = launcher.launch([["optimizer.lr=3", "data.folds=2"]], initial_job_idx=2)
-    assert ret.return_value == pytest.approx(0.2) and fake.calls[1][1] == 4
+    # trial t's jobs are 2t and 2t + 1: trial 2's folders are 4 and 5
+    (score,) = run_trials(fake, [(2, ["optimizer.lr=3", "data.folds=2"])], 2, tmp_path, -math.inf)
+    assert score == pytest.approx(0.2) and fake.calls[1][1] == 4
     records = read_records(tmp_path)
     assert [(r["trial"], r["job"]) for r in records] == [(0, 0), (1, 2), (2, 4)]
     assert [r["folds"] for r in records] == [[0.2, 0.4], [0.6, None], [0.1, 0.3]]
@@ -156,9 +154,8 @@ def test_a_trial_runs_as_k_fold_jobs_and_returns_their_mean(tmp_path):
 
 def test_without_folds_a_trial_is_one_job(tmp_path):
     fake = RecordingLauncher([0.5])
-    launcher = _WorstOnFailure(fake, "maximize", str(tmp_path))
-    (ret,) = launcher.launch([["optimizer.lr=1"]], initial_job_idx=7)
-    assert ret.return_value == 0.5 and fake.calls == [([["optimizer.lr=1"]], 7)]
+    (score,) = run_trials(fake, [(7, ["optimizer.lr=1"])], None, tmp_path, -math.inf)
+    assert score == 0.5 and fake.calls == [([["optimizer.lr=1"]], 7)]
     (record,) = read_records(tmp_path)
     assert (record["trial"], record["job"]) == (7, 7) and "folds" not in record
 

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from siamese.config.overrides import replace_value
+from siamese.core.atomic import atomic_write_text
 from siamese.run.record import COMPLETED, FAILED
 
 TRIALS_FILE = "trials.jsonl"
@@ -76,9 +77,10 @@ def fold_overrides(overrides, fold: int, folds: int | None) -> list[str]:
 def append_records(sweep_dir: Path, records: list[dict]) -> Path:
     path = Path(sweep_dir) / TRIALS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:  # one batch at a time: an interrupted search keeps what it ran
-        for record in records:
-            f.write(json.dumps(record) + "\n")
+    # one batch at a time, in one write: a killed search keeps what it ran, and the lines of
+    # several workers do not interleave
+    with path.open("a") as f:
+        f.write("".join(json.dumps(record) + "\n" for record in records))
     return path
 
 
@@ -88,15 +90,18 @@ def write_search(sweep_dir: Path, search: dict) -> Path:
 
     path = Path(sweep_dir) / SEARCH_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(search, sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(search, sort_keys=False))
     return path
 
 
 def read_records(sweep_dir: Path) -> list[dict]:
+    """Each trial's record, by trial number. A trial re-run after its search was killed between
+    writing its record and telling it has two, alike: the later one is kept."""
     path = Path(sweep_dir) / TRIALS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sorted({r["trial"]: r for r in lines}.values(), key=lambda r: r["trial"])
 
 
 def check_direction(direction: str, mode: str | None) -> None:
