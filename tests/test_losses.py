@@ -16,7 +16,7 @@ from siamese.losses import (
     TripletLoss,
     TripletSemiHardLoss,
 )
-from siamese.losses.triplet import TripletMarginBase  # noqa: E402
+from siamese.losses.triplet import TripletMarginBase
 
 MINED = [TripletBatchAllLoss, TripletBatchHardLoss, TripletSemiHardLoss, ContrastiveAllPairsLoss]
 
