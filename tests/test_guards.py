@@ -169,7 +169,7 @@ class JudgedLosses(DivergenceGuard):
     """Writes the loss each rank judges at each step, instead of stopping."""
 
     def __init__(self, out: str):
-        super().__init__(max_loss=1e6)
+        super().__init__(max_loss=1e6, max_weight_norm=None)
         self.out = Path(out)
 
     def _judge(self, values, step, lr):

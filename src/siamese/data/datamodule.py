@@ -123,9 +123,12 @@ class SiameseDataModule(pl.LightningDataModule):
             self.batch_size = self.images_per_step // size
         try:
             self.sampler.check_batch_size(self.batch_size)
-        except ValueError as err:
-            given = "images_per_step" if self.images_per_step is not None else "batch_size"
-            raise ArgumentError(given, f"gives {err}") from None
+        except ArgumentError as err:
+            if self.images_per_step is None:
+                raise
+            raise ArgumentError(
+                "images_per_step", f"={self.images_per_step} gives {err}"
+            ) from None
 
     @property
     def tuple_size(self) -> int:

@@ -10,7 +10,7 @@ tables there), so a split held on a GPU is sampled and gathered without the host
 import torch
 from torch import Tensor
 
-from siamese.core.errors import at_least, in_range
+from siamese.core.errors import ArgumentError, at_least, in_range
 
 
 class ClassIndex:
@@ -87,7 +87,7 @@ class Sampler:
         self.index.to(generator.device)
 
     def check_batch_size(self, batch_size: int) -> None:
-        """Raises ValueError when `batch_size` tuples cannot be drawn from the bound split."""
+        """Raises ArgumentError when `batch_size` tuples cannot be drawn from the bound split."""
         at_least("batch_size", batch_size, 1)
 
     def sample(self, batch_size: int) -> Tensor:
@@ -158,12 +158,14 @@ class PKSampler(Sampler):
         k = self.samples_per_class
         p = batch_size // k
         if p < 2 or p * k != batch_size:
-            raise ValueError(
-                f"batch_size={batch_size} must be a multiple of the sampler's samples_per_class="
-                f"{k} with at least 2 classes per batch"
+            raise ArgumentError(
+                "batch_size",
+                f"={batch_size} must be a multiple of the sampler's samples_per_class="
+                f"{k} with at least 2 classes per batch",
             )
         if p > self.index.num_classes:
-            raise ValueError(
-                f"batch_size={batch_size} asks for {p} classes per batch, "
-                f"the split has {self.index.num_classes}"
+            raise ArgumentError(
+                "batch_size",
+                f"={batch_size} asks for {p} classes per batch, "
+                f"the split has {self.index.num_classes}",
             )
