@@ -41,7 +41,7 @@ def parse(
 
 
 def boolean(args: dict[str, str], key: str, usage: str) -> bool:
-    """A true/false value (as Hydra spells it: true, True, false, False)."""
+    """A true/false value (in any case: true, True, FALSE ...)."""
     value = args[key].lower()
     if value not in ("true", "false"):
         raise UsageError(f"{key} must be true or false, got {args[key]!r}", usage)
