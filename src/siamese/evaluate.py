@@ -1,6 +1,7 @@
 """Re-evaluate a checkpoint: `python -m siamese.evaluate ckpt_path=RUN/checkpoints/best.ckpt
 [data.source.seed=7 ...]`. τ from the checkpoint is applied unchanged to the test split; the
-metrics go to a new metrics*.json beside the checkpoint."""
+metrics go to a new metrics*.json beside the checkpoint. `trust=true` loads a checkpoint that
+holds more than plain data and tensors (it could run code)."""
 
 from dataclasses import fields
 from pathlib import Path
@@ -11,17 +12,22 @@ from omegaconf.errors import OmegaConfBaseException
 
 from siamese.config.options import DataModuleConf
 from siamese.core.atomic import atomic_write_json, new_file
-from siamese.keyvalue import argv, parse
+from siamese.keyvalue import argv, boolean, parse
 from siamese.metrics.scoring import score_split
 from siamese.run.build import build_datamodule, build_scorer
 from siamese.run.record import COMPLETED
 from siamese.run.restore import load_checkpoint
 
-USAGE = "python -m siamese.evaluate ckpt_path=FILE [data.KEY=VALUE ...]"
+USAGE = "python -m siamese.evaluate ckpt_path=FILE [trust=false] [data.KEY=VALUE ...]"
 
 
-def evaluate(ckpt_path: str, overrides: dict[str, str]) -> tuple[dict[str, float], Path]:
-    module, cfg = load_checkpoint(ckpt_path)
+def evaluate(
+    ckpt_path: str, overrides: dict[str, str], trust: bool = False
+) -> tuple[dict[str, float], Path]:
+    try:
+        module, cfg = load_checkpoint(ckpt_path, trust)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
     not_data = [k for k in overrides if not k.startswith("data.")]
     if not_data:
         raise SystemExit(f"error: only data.* keys can change for evaluation, got {not_data}")
@@ -56,10 +62,11 @@ def evaluate(ckpt_path: str, overrides: dict[str, str]) -> tuple[dict[str, float
 
 
 def main() -> None:
-    args, _ = parse(argv(), USAGE, {"ckpt_path": None}, free_keys=True)
-    ckpt = args.pop("ckpt_path")
+    args, _ = parse(argv(), USAGE, {"ckpt_path": None, "trust": "false"}, free_keys=True)
+    trust = boolean(args, "trust", USAGE)
+    overrides = {k: v for k, v in args.items() if k not in ("ckpt_path", "trust")}
     with torch.inference_mode():
-        metrics, out = evaluate(ckpt, args)
+        metrics, out = evaluate(args["ckpt_path"], overrides, trust)
     for key, value in metrics.items():
         print(f"{key:28s} {value:.4f}")
     print(f"written to {out}")

@@ -1,5 +1,7 @@
 """Export a trained encoder for use outside Python training code:
-`python -m siamese.export ckpt_path=RUN/checkpoints/best.ckpt format=onnx|torchscript [out=DIR]`.
+`python -m siamese.export ckpt_path=RUN/checkpoints/best.ckpt format=onnx|torchscript [out=DIR]`
+(`trust=true` loads a checkpoint that holds more than plain data and tensors: it could run code).
+ONNX is the format to share a model in: a graph of operators, no code that runs when loaded.
 
 The exported model takes uint8 images (N, C, H, W), like training does, and returns the embeddings
 of `module.embed`: the pixel statistics of the training split are baked in. Beside it goes a JSON
@@ -24,10 +26,10 @@ from torch import Tensor, nn
 
 from siamese.core.atomic import atomic_write_json, new_file
 from siamese.inference import DEFAULT_RESIZE, meta_path
-from siamese.keyvalue import argv, parse
+from siamese.keyvalue import argv, boolean, parse
 from siamese.run.checkpoint import CLASS_NAMES_KEY
 
-USAGE = "python -m siamese.export ckpt_path=FILE format=onnx|torchscript [out=DIR]"
+USAGE = "python -m siamese.export ckpt_path=FILE format=onnx|torchscript [out=DIR] [trust=false]"
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 TOLERANCE = 1e-4
 
@@ -198,7 +200,7 @@ def default_out_dir(ckpt_path: str | Path) -> Path:
 
 
 def export_checkpoint(
-    ckpt_path: str | Path, fmt: str, out_dir: str | Path | None = None
+    ckpt_path: str | Path, fmt: str, out_dir: str | Path | None = None, trust: bool = False
 ) -> tuple[Path, Path]:
     from siamese.run.checkpoint import read_checkpoint
     from siamese.run.restore import rebuild
@@ -207,20 +209,24 @@ def export_checkpoint(
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if Path(ckpt_path).is_dir():
         raise IsADirectoryError(f"ckpt_path={ckpt_path} is a directory, not a checkpoint file")
-    ckpt = read_checkpoint(ckpt_path)  # once: the model and the class names come from it
+    ckpt = read_checkpoint(ckpt_path, trust)  # once: the model and the class names come from it
     module, cfg = rebuild(ckpt)
     class_names = ckpt.get(CLASS_NAMES_KEY)
     return export_module(module, cfg, fmt, out_dir or default_out_dir(ckpt_path), class_names)
 
 
 def main() -> None:
-    args, _ = parse(argv(), USAGE, {"ckpt_path": None, "format": None, "out": ""})
+    keys = {"ckpt_path": None, "format": None, "out": "", "trust": "false"}
+    args, _ = parse(argv(), USAGE, keys)
     if args["format"] not in FORMATS:
         raise SystemExit(
             f"error: format must be one of {', '.join(FORMATS)}, got {args['format']!r}"
         )
+    trust = boolean(args, "trust", USAGE)
     try:
-        path, meta = export_checkpoint(args["ckpt_path"], args["format"], args["out"] or None)
+        path, meta = export_checkpoint(
+            args["ckpt_path"], args["format"], args["out"] or None, trust
+        )
     except (ExportError, OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
     print(f"{path}\n{meta}")

@@ -75,10 +75,10 @@ class Model:
 
 
 class CheckpointModel(Model):
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, trust: bool = False):
         from siamese.run.restore import load_checkpoint  # Lightning and Hydra: only for a .ckpt
 
-        self.module, cfg = load_checkpoint(path)
+        self.module, cfg = load_checkpoint(path, trust)
         super().__init__(
             path,
             image_size=cfg.data.image_size,
@@ -151,9 +151,10 @@ class TorchScriptModel(_ExportedModel):
         return self.module(images).float()
 
 
-def load_model(path: str | Path, checkpoint: bool = False) -> Model:
-    """A .ckpt (via siamese.run.checkpoint.load_checkpoint), .onnx or TorchScript .pt as a `Model`;
-    `checkpoint` reads any file as a run's checkpoint, whatever its suffix."""
+def load_model(path: str | Path, checkpoint: bool = False, trust: bool = False) -> Model:
+    """A .ckpt (via siamese.run.checkpoint.read_checkpoint), .onnx or TorchScript .pt as a `Model`;
+    `checkpoint` reads any file as a run's checkpoint, whatever its suffix; `trust` loads a
+    checkpoint that holds more than plain data and tensors (it could run code)."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(
@@ -162,9 +163,9 @@ def load_model(path: str | Path, checkpoint: bool = False) -> Model:
         )
     if not path.is_file():
         raise FileNotFoundError(f"model {path} does not exist")
-    if checkpoint:
-        return CheckpointModel(path)
-    loaders = {".ckpt": CheckpointModel, ".onnx": OnnxModel, ".pt": TorchScriptModel}
+    if checkpoint or path.suffix == ".ckpt":
+        return CheckpointModel(path, trust)
+    loaders = {".onnx": OnnxModel, ".pt": TorchScriptModel}
     if path.suffix not in loaders:
         raise ValueError(
             f"model {path}: unknown file type {path.suffix!r}, expected one of {', '.join(SUFFIXES)}"

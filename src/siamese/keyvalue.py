@@ -40,5 +40,13 @@ def parse(
     return {**{k: v for k, v in keys.items() if v is not None}, **values, **extra}, rest
 
 
+def boolean(args: dict[str, str], key: str, usage: str) -> bool:
+    """A true/false value (in any case: true, True, FALSE ...)."""
+    value = args[key].lower()
+    if value not in ("true", "false"):
+        raise UsageError(f"{key} must be true or false, got {args[key]!r}", usage)
+    return value == "true"
+
+
 def argv() -> list[str]:
     return sys.argv[1:]

@@ -15,7 +15,7 @@ from siamese.verify import model_argument
 
 USAGE = (
     "python -m siamese.search ckpt_path=FILE|model=FILE gallery=DIR query=IMAGE [k=5] "
-    "[batch_size=256]"
+    "[batch_size=256] [trust=false]"
 )
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def main() -> None:
         {
             "ckpt_path": "",
             "model": "",
+            "trust": "false",
             "gallery": None,
             "query": None,
             "k": "5",

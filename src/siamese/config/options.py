@@ -79,6 +79,7 @@ class DecodedConf(DataModuleConf):
 @dataclass
 class FolderConf(DecodedConf):
     root: str = MISSING
+    class_depth: int = MISSING
     skip_bad: bool = MISSING
 
 

@@ -133,6 +133,7 @@ class TrainConf:
     seed: int = MISSING
     name: str = MISSING
     resume: str | None = MISSING
+    trust: bool = MISSING
 
 
 SCHEMAS = {

@@ -11,12 +11,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 from torch import Tensor
 
 from siamese.core.errors import at_least, one_of
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+def _decodable(fmt: str) -> bool:
+    """PIL opens and decodes the format by itself: not save-only (PDF), not a stub that needs a
+    handler registered (HDF5, GRIB), not a non-image MIME type (MPEG video: identified, never
+    decoded; PostScript: needs Ghostscript)."""
+    opener = Image.OPEN.get(fmt, (None,))[0]
+    if opener is None or (isinstance(opener, type) and issubclass(opener, ImageFile.StubImageFile)):
+        return False
+    return Image.MIME.get(fmt, "image/").startswith("image/")
+
+
+# every suffix PIL registers for a format it decodes: .png .jpg .pgm .ppm .pbm .tif .webp ...
+IMAGE_SUFFIXES = tuple(
+    sorted(s for s, fmt in Image.registered_extensions().items() if _decodable(fmt))
+)
 RESIZE_MODES = ("stretch", "crop")
 # Transparent pixels are composited onto white: scanned signatures, logos and product cut-outs are
 # drawn for a white page, and white keeps them identical to their opaque originals.
@@ -115,8 +129,14 @@ def list_images(folder: str | Path) -> list[Path]:
         p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and _visible(p, folder)
     )
     if not files:
-        raise ValueError(f"gallery folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(f"gallery folder {folder} holds no images ({suffixes_named()})")
     return files
+
+
+def suffixes_named() -> str:
+    """The image suffixes, for an error: a few common ones and how many in all."""
+    common = [".png", ".jpg", ".pgm", ".ppm", ".bmp", ".tif", ".webp", ".gif"]
+    return f"suffixes PIL reads: {' '.join(common)} ... ({len(IMAGE_SUFFIXES)} in all)"
 
 
 def _visible(path: Path, root: Path) -> bool:

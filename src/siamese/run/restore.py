@@ -9,9 +9,10 @@ from siamese.run.build import build_module
 from siamese.run.checkpoint import CONFIG_KEY, read_checkpoint
 
 
-def load_checkpoint(path: str | Path) -> tuple[SiameseModule, DictConfig]:
-    """The module in eval mode, with its weights, pixel statistics and threshold τ, and its config."""
-    return rebuild(read_checkpoint(path))
+def load_checkpoint(path: str | Path, trust: bool = False) -> tuple[SiameseModule, DictConfig]:
+    """The module in eval mode, with its weights, pixel statistics and threshold τ, and its config;
+    `trust` loads a file that holds more than plain data and tensors (see `read_checkpoint`)."""
+    return rebuild(read_checkpoint(path, trust))
 
 
 def rebuild(ckpt: dict) -> tuple[SiameseModule, DictConfig]:

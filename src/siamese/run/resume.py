@@ -39,7 +39,7 @@ def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     for key in cfg.speed:  # how fast, not what: this command line's choice
         if f"speed.{key}" in given:
             saved.speed[key] = cfg.speed[key]
-    saved.resume = cfg.resume
+    saved.resume, saved.trust = cfg.resume, cfg.trust
     return saved
 
 
@@ -50,7 +50,7 @@ def _allowed_on_resume(override: str) -> bool:
     key = override_key(override)
     device = key.removeprefix("trainer.") in DEVICE_KEYS
     speed = key.startswith("speed.")
-    return key in ("resume", "trainer") or device or speed or key.startswith("hydra")
+    return key in ("resume", "trust", "trainer") or device or speed or key.startswith("hydra")
 
 
 def completed_metric(run_dir: Path, monitor: str) -> float | None:

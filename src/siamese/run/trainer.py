@@ -8,13 +8,12 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
-from siamese.core.atomic import AtomicCheckpointIO
 from siamese.core.errors import ArgumentError
 from siamese.data.batches import DataOnDevice
 from siamese.data.datamodule import SiameseDataModule
 from siamese.metrics.callback import Dashboards, SplitScores
 from siamese.run.build import build_node, build_scorer
-from siamese.run.checkpoint import ConfigInCheckpoint
+from siamese.run.checkpoint import CheckpointFiles, ConfigInCheckpoint
 from siamese.run.guards import DivergenceGuard
 
 DASHBOARD_KEYS = frozenset(f.name for f in fields(Dashboards) if f.name != "splits")
@@ -67,7 +66,7 @@ def make_trainer(
         "trainer",
         logger=logger,
         default_root_dir=str(run_dir),
-        plugins=[AtomicCheckpointIO()],
+        plugins=[CheckpointFiles(trust=cfg.trust)],
         callbacks=[
             DataOnDevice(),
             scores,
