@@ -65,9 +65,12 @@ def build_index(
     """Every image of `gallery` embedded by `model`; unreadable ones skipped and named."""
     settings = {"dtype": dtype, "approximate": approximate, "target_recall": target_recall}
     _check_settings(settings)
-    root = Path(gallery).expanduser().resolve()
+    root = Path(gallery).expanduser()
     if root.is_file():
         raise NotADirectoryError(f"gallery {gallery} is a file, not a folder of images")
+    if not root.is_dir():
+        raise FileNotFoundError(f"gallery folder {gallery} does not exist")
+    root = root.resolve()
     empty = GalleryIndex(
         root, [], torch.zeros(0), torch.zeros(0), torch.zeros(0, 0), fingerprint(model),
         settings=settings,

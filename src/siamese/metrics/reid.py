@@ -77,7 +77,7 @@ def _reid_metrics(x, labels, is_query, is_gallery, ks, distance) -> dict[str, fl
         for j, k in enumerate(top_ks):
             hits[j] += rel[:, :k].any(1).sum()
         rank = torch.arange(1, n_g + 1, device=device)
-        precision = rel.cumsum(1) / rank
+        precision = rel.cumsum(1, dtype=torch.float64) / rank
         ap_sum += ((precision * rel).sum(1, dtype=torch.float64) / r[q]).sum()
     cmc = {k: h / n_valid for k, h in zip(top_ks, hits.tolist(), strict=True)}
     return {**{f"cmc_at_{k}": cmc[k] for k in ks}, "map": float(ap_sum) / n_valid}
