@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from fastapi import FastAPI, File, HTTPException, Query, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from siamese.data.images import ImageDecodeError, load_image
 from siamese.gallery.nearest import Searcher
@@ -46,9 +46,43 @@ def _decode(model: Model, upload: UploadFile):
     return image.unsqueeze(0)
 
 
+class BodySizeLimit:
+    """413 with a JSON reason for a request body over `max_bytes`: at once when its declared
+    Content-Length is over, else once the bytes read pass it (a chunked upload)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    def _detail(self, size: str) -> str:
+        return (
+            f"the request's {size} bytes are over this service's limit of {self.max_bytes} "
+            "bytes (python -m siamese.serve max_mb=...)"
+        )
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            response = JSONResponse({"detail": self._detail(length.decode())}, status_code=413)
+            return await response(scope, receive, send)
+        read = 0
+
+        async def counted():
+            nonlocal read
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > self.max_bytes:  # FastAPI answers an HTTPException raised while reading
+                raise HTTPException(413, self._detail(f"{read}+"))
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def create_app(index: GalleryIndex, model: Model, searcher: Searcher, max_bytes: int) -> FastAPI:
     """The service of one index; `model` must be the index's own (checked by the caller)."""
-    app = FastAPI(title="siamese search", max_body_size=max_bytes)
+    app = FastAPI(title="siamese search")
+    app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
     tau = model.threshold
     threshold = None if tau != tau else tau  # NaN (an export without τ) as JSON null
 

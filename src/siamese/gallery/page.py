@@ -8,8 +8,8 @@ body { font-family: sans-serif; margin: 2em; }
 #drop { border: 2px dashed #888; padding: 2em; text-align: center; max-width: 40em; }
 #drop.over { background: #eef; }
 #results { display: flex; flex-wrap: wrap; gap: 12px; margin-top: 1em; }
-figure { margin: 0; width: 140px; font-size: 12px; word-break: break-all; }
-figure img { max-width: 140px; max-height: 140px; }
+figure { margin: 0; width: 140px; font-size: 12px; overflow-wrap: anywhere; }
+figure img { width: 140px; height: 140px; object-fit: contain; background: #f4f4f4; }
 .same { color: #060; } .different { color: #900; } #error { color: #900; }
 </style></head>
 <body>

@@ -39,12 +39,11 @@ def by_query(matches: list[Match]) -> list[tuple[str, list[Match]]]:
 
 
 def thumbnail(path: str | Path) -> Image.Image:
-    """An RGB thumbnail of an image file (a grey square where it cannot be read any more)."""
+    """An RGB thumbnail of an image file, its longer side THUMB pixels (a grey square where it
+    cannot be read any more)."""
     try:
         with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img).convert("RGB")
-            img.thumbnail((THUMB, THUMB))
-            return img
+            return ImageOps.contain(ImageOps.exif_transpose(img).convert("RGB"), (THUMB, THUMB))
     except (OSError, ValueError, SyntaxError):
         return Image.new("RGB", (THUMB, THUMB), (200, 200, 200))
 
@@ -73,8 +72,8 @@ def write_html(matches: list[Match], root: Path, path: str | Path, tau: float) -
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>siamese search</title><style>
 body {{ font-family: sans-serif; }} .row {{ display: flex; gap: 8px; margin-bottom: 16px; }}
-figure {{ margin: 0; width: {THUMB}px; font-size: 11px; word-break: break-all; }}
-img {{ max-width: {THUMB}px; max-height: {THUMB}px; }} .query {{ border-right: 2px solid #333; }}
+figure {{ margin: 0; width: {THUMB}px; font-size: 11px; overflow-wrap: anywhere; }}
+img {{ width: {THUMB}px; height: {THUMB}px; object-fit: contain; background: #f4f4f4; }} .query {{ border-right: 2px solid #333; }}
 .same figcaption {{ color: #060; }} .different figcaption {{ color: #900; }}
 </style></head><body><h1>{len(rows)} queries, τ = {tau:.4f}</h1>
 {chr(10).join(rows)}
