@@ -84,7 +84,9 @@ def test_faiss_recall_is_measured_and_its_distances_are_exact(kind, distance, tm
     queries = x[:50] + 0.01
     rows, d = loaded.nearest(queries, 10)
     exact_rows, exact_d = Searcher(index, exact=True).nearest(queries, 10)
-    found = sum(len(set(a) & set(b)) for a, b in zip(rows.tolist(), exact_rows.tolist()))
+    found = sum(
+        len(set(a) & set(b)) for a, b in zip(rows.tolist(), exact_rows.tolist(), strict=True)
+    )
     assert found / exact_rows.numel() >= 0.85
     assert torch.allclose(d.double(), brute(queries, x, distance).gather(1, rows), atol=1e-5)
 
@@ -199,11 +201,20 @@ def test_index_and_search_commands(model_path, tmp_path, monkeypatch, capsys):
         assert (r["same"] == "True") == (float(r["distance"]) < model.threshold)
     assert (tmp_path / "r.html").read_text().count("data:image/png;base64") == 15
     assert Image.open(tmp_path / "r.png").size == (5 * 136, 3 * 150)
-    command(monkeypatch, capsys, "search", f"index={idx}", f"query={queries[0]}", f"out={tmp_path / 'r.csv'}")
+    command(
+        monkeypatch,
+        capsys,
+        "search",
+        f"index={idx}",
+        f"query={queries[0]}",
+        f"out={tmp_path / 'r.csv'}",
+    )
     assert (tmp_path / "r-1.csv").is_file()  # an earlier result is never overwritten
 
 
-def test_search_takes_a_list_file_and_skips_unreadable_queries(model_path, tmp_path, monkeypatch, capsys, caplog):
+def test_search_takes_a_list_file_and_skips_unreadable_queries(
+    model_path, tmp_path, monkeypatch, capsys, caplog
+):
     files = write_gallery(tmp_path / "g", 2, 2)
     (tmp_path / "bad.png").write_bytes(b"junk")
     (tmp_path / "list.txt").write_text(f"{files[1]}\nbad.png\n\n# a comment\n")

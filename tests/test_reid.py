@@ -65,12 +65,16 @@ def test_a_query_in_the_gallery_is_never_its_own_match():
 def test_no_query_with_a_gallery_match_is_an_error():
     x, labels = torch.randn(4, 2), torch.tensor([0, 0, 1, 1])
     with pytest.raises(ValueError, match="none of the 1 queries has a gallery sample"):
-        reid_metrics(x, labels, torch.tensor([1, 0, 0, 0]).bool(), torch.tensor([0, 0, 1, 1]).bool())
+        reid_metrics(
+            x, labels, torch.tensor([1, 0, 0, 0]).bool(), torch.tensor([0, 0, 1, 1]).bool()
+        )
 
 
 def test_gallery_neighbours_excludes_what_it_is_told():
     g = torch.arange(5.0).unsqueeze(1)
-    blocks = list(gallery_neighbours(g[:3], g, "euclidean", 2, chunk_size=2, exclude=torch.tensor([0, -1, 2])))
+    blocks = list(
+        gallery_neighbours(g[:3], g, "euclidean", 2, chunk_size=2, exclude=torch.tensor([0, -1, 2]))
+    )
     assert [s for s, _ in blocks] == [0, 2]
     nearest = torch.cat([b for _, b in blocks])
     assert nearest[0, 0] == 1 and nearest[1, 0] == 1 and nearest[2, 0] in (1, 3)
@@ -120,9 +124,18 @@ def test_a_manifest_carries_the_roles(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda r: r[:8] + [r[8].replace(",test,1,", ",test,maybe,")] + r[9:], "line 10: is_query is 'maybe'"),
-        (lambda r: [r[0].replace(",train,,", ",train,1,")] + r[1:], "line 2: is_query/is_gallery mark samples of the test split"),
-        (lambda r: [x.replace(",test,1,0", ",test,0,0") for x in r], "no is_query row has an is_gallery row"),
+        (
+            lambda r: r[:8] + [r[8].replace(",test,1,", ",test,maybe,")] + r[9:],
+            "line 10: is_query is 'maybe'",
+        ),
+        (
+            lambda r: [r[0].replace(",train,,", ",train,1,")] + r[1:],
+            "line 2: is_query/is_gallery mark samples of the test split",
+        ),
+        (
+            lambda r: [x.replace(",test,1,0", ",test,0,0") for x in r],
+            "no is_query row has an is_gallery row",
+        ),
     ],
 )
 def test_role_errors_name_the_line(tmp_path, change, message):

@@ -114,11 +114,17 @@ def test_search_answers_as_the_library_does(service):
 
 def test_verify_and_embed(service):
     a, b = service.files[0], service.files[-1]
-    status, same = post(f"{service.url}/verify", {"a": ("a.png", a.read_bytes()), "b": ("b.png", a.read_bytes())})
+    status, same = post(
+        f"{service.url}/verify", {"a": ("a.png", a.read_bytes()), "b": ("b.png", a.read_bytes())}
+    )
     assert status == 200 and same["distance"] < 1e-3 and same["same"] is True
-    status, other = post(f"{service.url}/verify", {"a": ("a.png", a.read_bytes()), "b": ("b.png", b.read_bytes())})
+    status, other = post(
+        f"{service.url}/verify", {"a": ("a.png", a.read_bytes()), "b": ("b.png", b.read_bytes())}
+    )
     ea, eb = service.model.embed(torch.stack([load_image(p, 3, 16) for p in (a, b)]))
-    assert other["distance"] == pytest.approx(float(service.model.distance_between(ea, eb)), abs=1e-5)
+    assert other["distance"] == pytest.approx(
+        float(service.model.distance_between(ea, eb)), abs=1e-5
+    )
     assert other["same"] == (other["distance"] < service.model.threshold)
     status, embedded = post(f"{service.url}/embed", {"file": ("a.png", a.read_bytes())})
     assert status == 200 and embedded["dim"] == 8
@@ -177,7 +183,9 @@ def browser():
     webdriver = pytest.importorskip("selenium.webdriver")
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+        pytest.skip(
+            "Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
@@ -194,13 +202,17 @@ def test_the_page_shows_the_matches_of_a_chosen_image(service, tmp_path):
     driver = browser()
     try:
         driver.get(service.url + "/")
-        WebDriverWait(driver, 30).until(lambda d: "gallery images" in d.find_element(By.ID, "about").text)
+        WebDriverWait(driver, 30).until(
+            lambda d: "gallery images" in d.find_element(By.ID, "about").text
+        )
         driver.find_element(By.ID, "k").clear()
         driver.find_element(By.ID, "k").send_keys("3")
         driver.find_element(By.ID, "file").send_keys(str(query))
         matches = WebDriverWait(driver, 30).until(
-            lambda d: len(d.find_elements(By.CSS_SELECTOR, "figure.match")) == 3
-            and d.find_elements(By.CSS_SELECTOR, "figure.match")
+            lambda d: (
+                len(d.find_elements(By.CSS_SELECTOR, "figure.match")) == 3
+                and d.find_elements(By.CSS_SELECTOR, "figure.match")
+            )
         )
         first = matches[0].text
         assert query.relative_to(service.index.root).as_posix() in first and "same" in first

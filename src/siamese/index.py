@@ -91,10 +91,16 @@ def _build(args: dict, path: Path, batch_size: int, workers: int | None) -> Gall
     try:
         target_recall = float(args["target_recall"])
     except ValueError:
-        raise UsageError(f"target_recall must be a number, got {args['target_recall']!r}", USAGE)
+        problem = f"target_recall must be a number, got {args['target_recall']!r}"
+        raise UsageError(problem, USAGE) from None
     model = model_argument(args, USAGE)
     return build_index(
-        model, args["gallery"], args["dtype"], args["approximate"], target_recall, batch_size,
+        model,
+        args["gallery"],
+        args["dtype"],
+        args["approximate"],
+        target_recall,
+        batch_size,
         workers,
     )
 

@@ -94,8 +94,9 @@ def search(
 
 def _gallery_index(model: Model, gallery, batch_size: int, workers: int | None) -> GalleryIndex:
     """A gallery folder embedded now, kept in memory (exact search)."""
-    index = build_index(model, gallery, approximate="exact", batch_size=batch_size,
-                        num_workers=workers)
+    index = build_index(
+        model, gallery, approximate="exact", batch_size=batch_size, num_workers=workers
+    )
     if index.skipped:
         log.warning(
             "warning: skipped %d of %d gallery images that could not be read",
@@ -162,7 +163,9 @@ def report(matches: list[Match], index: GalleryIndex, model: Model, args: dict) 
             written.append(path)
     if written:
         queries = len({m.query for m in matches})
-        print(f"{queries} queries, {len(matches)} answers; written to {', '.join(map(str, written))}")
+        print(
+            f"{queries} queries, {len(matches)} answers; written to {', '.join(map(str, written))}"
+        )
         return
     several = len({m.query for m in matches}) > 1
     for m in matches:

@@ -16,6 +16,7 @@ service. Uploads are decoded by `load_image`, as training decoded its images.
 
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
@@ -27,6 +28,7 @@ from siamese.gallery.store import GalleryIndex
 from siamese.inference import Model
 
 MAX_K = 1000
+Upload = Annotated[UploadFile, File()]
 
 
 def _decode(model: Model, upload: UploadFile):
@@ -42,7 +44,8 @@ def _decode(model: Model, upload: UploadFile):
             image = load_image(path, model.channels, model.image_size, model.resize)
         except ImageDecodeError as err:
             cause = err.__cause__ or err
-            raise HTTPException(415, f"{name} is not an image this service can read: {cause}")
+            detail = f"{name} is not an image this service can read: {cause}"
+            raise HTTPException(415, detail) from None
     return image.unsqueeze(0)
 
 
@@ -103,18 +106,18 @@ def create_app(index: GalleryIndex, model: Model, searcher: Searcher, max_bytes:
         }
 
     @app.post("/embed")
-    def embed(file: UploadFile = File(...)) -> dict:
+    def embed(file: Upload) -> dict:
         e = model.embed(_decode(model, file))[0]
         return {"embedding": e.tolist(), "dim": e.numel()}
 
     @app.post("/verify")
-    def verify(a: UploadFile = File(...), b: UploadFile = File(...)) -> dict:
+    def verify(a: Upload, b: Upload) -> dict:
         ea, eb = (model.embed(_decode(model, f))[0] for f in (a, b))
         d = float(model.distance_between(ea, eb))
         return {"distance": d, "threshold": threshold, "same": d < tau}
 
     @app.post("/search")
-    def search(file: UploadFile = File(...), k: int = Query(5, ge=1, le=MAX_K)) -> dict:
+    def search(file: Upload, k: Annotated[int, Query(ge=1, le=MAX_K)] = 5) -> dict:
         query = model.embed(_decode(model, file))
         matches = searcher.matches([file.filename or "upload"], query, k, tau)
         results = [m.record() | {"url": f"/gallery/{m.row}"} for m in matches]

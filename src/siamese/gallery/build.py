@@ -72,7 +72,12 @@ def build_index(
         raise FileNotFoundError(f"gallery folder {gallery} does not exist")
     root = root.resolve()
     empty = GalleryIndex(
-        root, [], torch.zeros(0), torch.zeros(0), torch.zeros(0, 0), fingerprint(model),
+        root,
+        [],
+        torch.zeros(0),
+        torch.zeros(0),
+        torch.zeros(0, 0),
+        fingerprint(model),
         settings=settings,
     )
     index, _ = _refresh(empty, model, scan(root), batch_size, num_workers)

@@ -10,7 +10,10 @@ from siamese.core.distances import pair_distance
 from siamese.core.errors import at_least
 from siamese.gallery.approximate import Approximate
 from siamese.gallery.store import GalleryIndex
-from siamese.metrics.knn import gallery_neighbours
+from siamese.metrics.knn import gallery_neighbours, ranking
+
+# queries per block of the exact search: a (block, G) float32 score block of at most 256 MiB
+BLOCK_SCORES = 2**26
 
 
 @dataclass
@@ -41,6 +44,8 @@ class Searcher:
         self.embeddings = index.embeddings.float()  # float16 indexes are searched in float32
         use = index.approximate is not None and not exact
         self.approximate = Approximate.from_state(index.approximate) if use else None
+        # the exact search's pass over the whole gallery, once, not per query
+        self.ranked = None if use else ranking(self.embeddings, index.distance)
 
     @property
     def method(self) -> str:
@@ -56,7 +61,10 @@ class Searcher:
         k = min(k, len(self.embeddings))
         with torch.inference_mode():
             if self.approximate is None:
-                blocks = gallery_neighbours(queries, self.embeddings, distance, k)
+                chunk = max(1, BLOCK_SCORES // len(self.embeddings))
+                blocks = gallery_neighbours(
+                    queries, self.embeddings, distance, k, chunk, ranked=self.ranked
+                )
                 rows = torch.cat([b for _, b in blocks])
             else:
                 rows = self.approximate.search(queries, k, distance)

@@ -59,8 +59,10 @@ def write_html(matches: list[Match], root: Path, path: str | Path, tau: float) -
     τ; thumbnails inline, so the page is one file that opens anywhere."""
     rows = []
     for query, group in by_query(matches):
-        cells = [f'<figure class="query"><img src="{_data_uri(query)}">'
-                 f"<figcaption>{html.escape(Path(query).name)}</figcaption></figure>"]
+        cells = [
+            f'<figure class="query"><img src="{_data_uri(query)}">'
+            f"<figcaption>{html.escape(Path(query).name)}</figcaption></figure>"
+        ]
         for m in group:
             verdict = "same" if m.same else "different"
             cells.append(

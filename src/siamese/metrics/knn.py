@@ -45,7 +45,7 @@ def self_neighbours(
     itself falls back to "direct" where there are not more groups of 32 than k."""
     n, device = x.shape[0], x.device
     chunk = chunk_size or _auto_chunk(n, x)
-    y, bias = _ranked(x, distance)
+    y, bias = ranking(x, distance)
     auto = method == "auto"
     if auto:
         method = "grouped" if device.type == "cpu" and n >= _GROUPED_MIN_N else "direct"
@@ -59,7 +59,7 @@ def self_neighbours(
     return direct(y, bias, queries, r_queries, k_max, chunk)
 
 
-def _ranked(x: Tensor, distance: str) -> tuple[Tensor, Tensor]:
+def ranking(x: Tensor, distance: str) -> tuple[Tensor, Tensor]:
     """(y, bias) whose score bias_c − 2·q·y_c ranks the rows c of x as the distance from a query
     q does (smaller = nearer): euclidean ‖y‖² − 2x·y (the query's ‖x‖² and the clamp at 0 shift
     a row but never reorder it, and skipping them saves two passes over the block); cosine −x̂·ŷ
@@ -77,15 +77,17 @@ def gallery_neighbours(
     k: int,
     chunk_size: int | None = None,
     exclude: Tensor | None = None,
+    ranked: tuple[Tensor, Tensor] | None = None,
 ) -> Iterator[tuple[int, Tensor]]:
     """(start, nearest) block by block: the k nearest rows of `gallery` (G, D) of the queries
     [start, start + len(nearest)) of `queries` (Q, D), nearest first, exact, memory
     O(G · chunk). `exclude` (Q,) names a gallery row each query may not match (the query itself,
-    when it is in the gallery too), -1 for none; it comes last, at an infinite score."""
+    when it is in the gallery too), -1 for none; it comes last, at an infinite score. `ranked`:
+    `ranking(gallery, distance)` computed once for many calls (a pass over the whole gallery)."""
     n_q, n_g = queries.shape[0], gallery.shape[0]
     k = min(k, n_g)
     chunk = chunk_size or _auto_chunk(n_g, gallery)
-    y, bias = _ranked(gallery, distance)
+    y, bias = ranked or ranking(gallery, distance)
     q_all = queries if distance == "euclidean" else torch.nn.functional.normalize(queries, dim=1)
     block = torch.empty(min(chunk, n_q), n_g, dtype=y.dtype, device=y.device)
     for start in range(0, n_q, chunk):
