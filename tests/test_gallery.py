@@ -233,3 +233,23 @@ def test_search_with_another_model_is_refused(model_path, tmp_path, monkeypatch,
     with pytest.raises(SystemExit, match="was built with model .* not with"):
         command(monkeypatch, capsys, "search", f"index={idx}", f"model={other}",
                 f"query={tmp_path / 'g'}")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "first say build or update"),
+        (["build", "dtype=half"], "dtype must be one of"),
+        (["build", "approximate=lsh"], "approximate must be one of"),
+        (["build", "target_recall=1.5"], "target_recall must be in"),
+        (["build", "batch_size=0"], "batch_size must be >= 1"),
+        (["update", "index=none.idx"], "index none.idx does not exist: build it with"),
+    ],
+)
+def test_index_command_errors_come_before_any_work(monkeypatch, capsys, tmp_path, args, message):
+    monkeypatch.chdir(tmp_path)
+    given = (
+        [*args, "model=absent.onnx", "gallery=absent", "index=new.idx"] if "build" in args else args
+    )
+    with pytest.raises(SystemExit, match=message):
+        command(monkeypatch, capsys, "index", *given)

@@ -14,7 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from siamese.gallery.build import build_index, update_index
+from siamese.gallery.build import build_index, check_settings, update_index
 from siamese.gallery.store import GalleryIndex, load_index
 from siamese.keyvalue import UsageError, argv, integers, parse
 from siamese.search import index_model
@@ -93,6 +93,9 @@ def _build(args: dict, path: Path, batch_size: int, workers: int | None) -> Gall
     except ValueError:
         problem = f"target_recall must be a number, got {args['target_recall']!r}"
         raise UsageError(problem, USAGE) from None
+    check_settings(
+        {"dtype": args["dtype"], "approximate": args["approximate"], "target_recall": target_recall}
+    )
     model = model_argument(args, USAGE)
     return build_index(
         model,

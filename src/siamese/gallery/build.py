@@ -64,7 +64,7 @@ def build_index(
 ) -> GalleryIndex:
     """Every image of `gallery` embedded by `model`; unreadable ones skipped and named."""
     settings = {"dtype": dtype, "approximate": approximate, "target_recall": target_recall}
-    _check_settings(settings)
+    check_settings(settings)
     root = Path(gallery).expanduser()
     if root.is_file():
         raise NotADirectoryError(f"gallery {gallery} is a file, not a folder of images")
@@ -155,7 +155,8 @@ def _approximate(index: GalleryIndex) -> dict | None:
     return built.state()
 
 
-def _check_settings(settings: dict) -> None:
+def check_settings(settings: dict) -> None:
+    """dtype, approximate and target_recall, before any work."""
     one_of("dtype", settings["dtype"], tuple(DTYPES))
     one_of("approximate", settings["approximate"], KINDS)
     in_range("target_recall", settings["target_recall"], 0.0, 1.0)
