@@ -123,7 +123,7 @@ class Approximate:
 
     def state(self) -> dict:
         faiss = faiss_module()
-        data = torch.from_numpy(faiss.serialize_index(self.index).copy())
+        data = torch.from_numpy(faiss.serialize_index(self.index))
         return {
             "kind": self.kind,
             "knob": self.knob,

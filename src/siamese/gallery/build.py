@@ -101,9 +101,10 @@ def _refresh(index, model, now: Scan, batch_size, num_workers) -> tuple[GalleryI
     before = {f: i for i, f in enumerate(index.files)}
     skipped_before = {s.file: s for s in index.skipped}
     changes, reuse, skipped, todo = Changes(), {}, {}, []
+    sizes, mtimes = index.sizes.tolist(), index.mtimes.tolist()  # not 1M tensor look-ups
     for f, size, mtime in zip(now.files, now.sizes, now.mtimes, strict=True):
         i, bad = before.get(f), skipped_before.get(f)
-        if i is not None and (int(index.sizes[i]), int(index.mtimes[i])) == (size, mtime):
+        if i is not None and (sizes[i], mtimes[i]) == (size, mtime):
             reuse[f] = i
         elif bad is not None and (bad.size, bad.mtime_ns) == (size, mtime):
             skipped[f] = bad  # unchanged and still unreadable: not decoded again

@@ -12,9 +12,6 @@ from siamese.gallery.approximate import Approximate
 from siamese.gallery.store import GalleryIndex
 from siamese.metrics.knn import gallery_neighbours, ranking
 
-# queries per block of the exact search: a (block, G) float32 score block of at most 256 MiB
-BLOCK_SCORES = 2**26
-
 
 @dataclass
 class Match:
@@ -61,9 +58,8 @@ class Searcher:
         k = min(k, len(self.embeddings))
         with torch.inference_mode():
             if self.approximate is None:
-                chunk = max(1, BLOCK_SCORES // len(self.embeddings))
                 blocks = gallery_neighbours(
-                    queries, self.embeddings, distance, k, chunk, ranked=self.ranked
+                    queries, self.embeddings, distance, k, ranked=self.ranked
                 )
                 rows = torch.cat([b for _, b in blocks])
             else:

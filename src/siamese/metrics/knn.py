@@ -24,6 +24,9 @@ _GROUP = 32
 _GROUPED_MIN_N = 20_000
 _GROUPS_PER_NEIGHBOUR = 8
 _ROWS_PER_PASS = 16384
+# the query-vs-gallery search's automatic block: at most this many scores (256 MiB in float32),
+# so that 1,000 queries against 1M images take blocks of 64, not a 4 GB one
+_GALLERY_BLOCK = 2**26
 
 Method = Literal["auto", "direct", "grouped"]
 Blocks = Iterator[tuple[Tensor, Tensor, Tensor]]  # (queries, their R, their nearest)
@@ -86,7 +89,7 @@ def gallery_neighbours(
     `ranking(gallery, distance)` computed once for many calls (a pass over the whole gallery)."""
     n_q, n_g = queries.shape[0], gallery.shape[0]
     k = min(k, n_g)
-    chunk = chunk_size or _auto_chunk(n_g, gallery)
+    chunk = chunk_size or max(1, min(_auto_chunk(n_g, gallery), _GALLERY_BLOCK // n_g))
     y, bias = ranked or ranking(gallery, distance)
     q_all = queries if distance == "euclidean" else torch.nn.functional.normalize(queries, dim=1)
     block = torch.empty(min(chunk, n_q), n_g, dtype=y.dtype, device=y.device)
