@@ -50,6 +50,7 @@ bench: $(STAMP)  ## CPU benchmarks, each a ratio against its baseline in the sam
 	$(PY) bench/bench_speed.py --steps 40 --warmup 10 --repeat 3
 	$(PY) bench/bench_startup.py --repeat 3
 	$(PY) bench/bench_retrieval.py --sizes 10000 100000
+	$(PY) bench/bench_index.py --sizes 10000 100000 1000000
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_guard.py --steps 0 --reps 50
 	$(PY) bench/bench_sweep.py

@@ -219,7 +219,7 @@ def test_search_skips_a_corrupt_gallery_image_and_names_it(mlp_ckpt, tmp_path, c
     found = search(ckpt, gallery, gallery / "00.png", k=10, batch_size=2)
     assert [p.name for p, _ in found][0] == "00.png" and len(found) == 3
     assert "01.png" not in {p.name for p, _ in found}
-    assert "skipped gallery image" in caplog.text and "01.png" in caplog.text
+    assert "skipped 1 unreadable image" in caplog.text and "01.png" in caplog.text
     assert "skipped 1 of 4 gallery images" in caplog.text
 
 
@@ -232,7 +232,7 @@ def test_search_skips_a_corrupt_gallery_image_and_names_it(mlp_ckpt, tmp_path, c
         (["batch_size=0"], "batch_size must be >= 1, got 0"),
         (["ckpt_path=DIR"], "ckpt_path=DIR is a directory, not a file"),
         (["ckpt_path=", "model=DIR"], "model=DIR is a directory, not a file"),
-        (["query=DIR"], "image DIR is a directory"),
+        (["query=DIR/none.png"], "image DIR/none.png does not exist"),
         (["gallery=DIR/f.png"], "gallery DIR/f.png is a file, not a folder"),
         (["ckpt_path=", "model="], "give exactly one of ckpt_path"),
         (["ckpt_path=", "model=DIR/f.png"], "unknown file type '.png'"),

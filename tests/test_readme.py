@@ -1,8 +1,10 @@
 """The README's commands are real: each runs here, on tiny sizes, so that they never rot."""
 
+import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 from functools import reduce
@@ -44,7 +46,7 @@ def split(line: str) -> tuple[list[str], str | None]:
 
 
 def test_readme_shows_the_commands():
-    assert len(TRAIN) >= 5 and len(TOOLS) == 7
+    assert len(TRAIN) >= 5 and len(TOOLS) == 12
     assert "make train" in README and "make test" in README
 
 
@@ -58,8 +60,19 @@ def user_files(root: Path) -> dict[str, str]:
         for i, y in enumerate(glyphs.labels.tolist())
     ]
     (root / "products.csv").write_text("\n".join(["path,label", *rows]) + "\n")
+    # re-identification: the last 6 classes are the test split, one query and 5 gallery each
+    roles = [
+        f"{row},test,{int(i % 6 == 0)},{int(i % 6 != 0)}" if y >= 14 else f"{row},,,"
+        for i, (row, y) in enumerate(zip(rows, glyphs.labels.tolist(), strict=True))
+    ]
+    header = "path,label,split,is_query,is_gallery"
+    (root / "reid.csv").write_text("\n".join([header, *roles]) + "\n")
     fake_mnist(root / "cache", n_train=60, n_test=60)
-    return {"~/faces": str(root / "faces"), "products.csv": str(root / "products.csv")}
+    return {
+        "~/faces": str(root / "faces"),
+        "products.csv": str(root / "products.csv"),
+        "reid.csv": str(root / "reid.csv"),
+    }
 
 
 @pytest.mark.parametrize("line", TRAIN)
@@ -80,6 +93,9 @@ def test_readme_train_command(line, tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         records = list((tmp_path / "out").glob("**/metrics.json"))
         assert records and all('"status": "completed"' in r.read_text() for r in records)
+        if "reid.csv" in line:  # the test split scored as queries against the gallery too
+            assert all('"test/cmc_at_1"' in r.read_text() for r in records)
+            assert all('"test/map"' in r.read_text() for r in records)
         if flags:  # one job per grid point
             grid = [len(a.split("=", 1)[1].split(",")) for a in overrides]
             assert len(records) == torch.tensor(grid).prod()
@@ -184,7 +200,7 @@ def test_readme_export_then_verify_and_search_with_the_export_answer_as_the_chec
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert {p.name for p in (trained_run / "export").iterdir()} >= {"model.onnx", "model.pt"}
     for command in ("siamese.verify", "siamese.search"):
-        with_ckpt, with_model = (t for t in TOOLS if command in t)
+        with_ckpt, with_model = (t for t in TOOLS if command in t and "index=" not in t)
         assert "ckpt_path=" in with_ckpt and "model=" in with_model
         a, b = tool(with_ckpt, trained_run), tool(with_model, trained_run)
         assert a.returncode == 0 and b.returncode == 0, b.stderr[-3000:]
@@ -196,3 +212,44 @@ def test_readme_export_then_verify_and_search_with_the_export_answer_as_the_chec
             if x[0] in "0123456789" and "." in x
         ]
         assert all(abs(x - y) < 1e-3 for x, y in numbers)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_readme_index_search_and_serve(trained_run):
+    """The index section's commands in order: build, update, many queries to CSV and HTML, then
+    the service answering the README's curl line."""
+    if not (trained_run / "export" / "model.onnx").is_file():
+        assert tool(next(t for t in TOOLS if "format=onnx" in t), trained_run).returncode == 0
+    lines = [t for t in TOOLS if "index=photos.idx" in t]
+    serve = next(t for t in lines if "siamese.serve" in t)
+    printed = []
+    for line in (t for t in lines if t != serve):
+        proc = tool(line, trained_run)
+        assert proc.returncode == 0, (line, proc.stderr[-3000:])
+        printed.append(proc.stdout)
+    assert "photos.idx: 12 images" in printed[0] and "is up to date" in printed[1]
+    again = tool(lines[0], trained_run)  # an index is never overwritten
+    assert again.returncode != 0 and "exists: bring it up to date" in again.stderr
+    rows = (trained_run / "results.csv").read_text().splitlines()
+    assert rows[0] == "query,rank,file,distance,same" and len(rows) == 1 + 12 * 3
+    assert "data:image/png;base64" in (trained_run / "results.html").read_text()
+    port = free_port()
+    args, _ = split(serve.replace("port=8000", f"port={port}"))
+    server = subprocess.Popen([sys.executable, *args], cwd=trained_run, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert "serving photos.idx (12 images" in server.stdout.readline()
+        curl = next(line for line in README.splitlines() if line.strip().startswith("curl "))
+        curl = curl.strip().replace("8000", str(port))
+        answer = json.loads(subprocess.run(shlex.split(curl), cwd=trained_run, capture_output=True,
+                                           text=True, timeout=60, check=True).stdout)  # fmt: skip
+        assert len(answer["results"]) == 5 and answer["results"][0]["file"] == "00.png"
+        assert answer["results"][0]["distance"] < 1e-3 and answer["results"][0]["same"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

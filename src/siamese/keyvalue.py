@@ -1,4 +1,5 @@
-"""`key=value` command lines for the tools that use a trained model (evaluate, verify, search)."""
+"""`key=value` command lines for the tools that use a trained model (evaluate, verify, search,
+index, serve)."""
 
 import sys
 
@@ -40,13 +41,26 @@ def parse(
     return {**{k: v for k, v in keys.items() if v is not None}, **values, **extra}, rest
 
 
-def boolean(args: dict[str, str], key: str, usage: str) -> bool:
-    """A true/false value (in any case: true, True, FALSE ...)."""
-    value = args[key].lower()
-    if value not in ("true", "false"):
-        raise UsageError(f"{key} must be true or false, got {args[key]!r}", usage)
-    return value == "true"
-
-
 def argv() -> list[str]:
     return sys.argv[1:]
+
+
+def integers(args: dict[str, str], keys: dict[str, int], usage: str) -> dict[str, int]:
+    """The values of `keys` as integers of at least their value there; errors name the key."""
+    out = {}
+    for key, low in keys.items():
+        try:
+            out[key] = int(args[key])
+        except ValueError:
+            raise UsageError(f"{key} must be an integer, got {args[key]!r}", usage) from None
+        if out[key] < low:
+            raise UsageError(f"{key} must be >= {low}, got {out[key]}", usage)
+    return out
+
+
+def boolean(args: dict[str, str], key: str, usage: str) -> bool:
+    """A true/false value (in any case: true, True, FALSE ..., or 1/0)."""
+    value = args[key].strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise UsageError(f"{key} must be true or false, got {args[key]!r}", usage)
+    return value in ("true", "1")

@@ -126,9 +126,7 @@ class SiameseDataModule(pl.LightningDataModule):
         except ArgumentError as err:
             if self.images_per_step is None:
                 raise
-            raise ArgumentError(
-                "images_per_step", f"={self.images_per_step} gives {err}"
-            ) from None
+            raise ArgumentError("images_per_step", f"={self.images_per_step} gives {err}") from None
 
     @property
     def tuple_size(self) -> int:

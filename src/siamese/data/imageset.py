@@ -18,6 +18,9 @@ class ImageSet:
     labels: Tensor  # (N,) int64, 0..len(class_names)-1
     class_names: list[str]
     split: Tensor | None = None  # (N,) int64 SPLIT_CODES or FREE; None: every sample FREE
+    # (N, 2) bool: is_query, is_gallery (a manifest's columns: the test split is then scored as
+    # queries against the gallery); None: no roles
+    roles: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -33,6 +36,10 @@ class ImageSet:
             raise ValueError(
                 f"split must have shape {tuple(self.labels.shape)}, got {tuple(self.split.shape)}"
             )
+        if self.roles is not None and self.roles.shape != (len(self.labels), 2):
+            raise ValueError(
+                f"roles must have shape ({len(self.labels)}, 2), got {tuple(self.roles.shape)}"
+            )
 
     def __len__(self) -> int:
         return self.labels.numel()
@@ -47,7 +54,8 @@ class ImageSet:
         names = [self.class_names[i] for i in kept.tolist()]
         images = self.images.subset(index) if self.streaming else self.images[index]
         split = None if self.split is None else self.split[index]
-        return ImageSet(images=images, labels=labels, class_names=names, split=split)
+        roles = None if self.roles is None else self.roles[index]
+        return ImageSet(images, labels, names, split=split, roles=roles)
 
 
 def pixel_stats(images: Tensor | LazyImages, max_samples: int = 20_000) -> tuple[Tensor, Tensor]:

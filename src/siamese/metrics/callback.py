@@ -100,7 +100,8 @@ class SplitScores(Callback):
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         embeddings, labels = self._take()
         pairs, tau = self.pairs["test"], float(pl_module.threshold)
-        metrics = self.scorer(embeddings, labels, pairs, tau, pl_module.chosen_fmr_thresholds())
+        fmr = pl_module.chosen_fmr_thresholds()
+        metrics = self.scorer(embeddings, labels, pairs, tau, fmr, self._roles(trainer))
         pl_module.log_dict({f"test/{k}": v for k, v in metrics.items()})
         if self.embeddings_path is not None and trainer.is_global_zero:
             saved = {"embeddings": embeddings.float().cpu(), "labels": labels.cpu()}
@@ -109,6 +110,13 @@ class SplitScores(Callback):
             d, same = self.scorer.pair_distances(embeddings, labels, pairs)
             args = (embeddings.cpu(), labels.cpu(), pairs.cpu(), d.cpu(), same.cpu())
             self.dashboards.test(writer, *args, tau, trainer.global_step)
+
+    @staticmethod
+    def _roles(trainer) -> Tensor | None:
+        """The test split's query/gallery roles (a manifest's is_query/is_gallery), in the order
+        its test loop embeds it (whole, in order, on every rank)."""
+        splits = getattr(trainer.datamodule, "splits", None) or {}
+        return splits["test"].roles if "test" in splits else None
 
     def _writer(self, trainer):
         """TensorBoard's SummaryWriter when there are dashboards to draw (rank 0 only)."""

@@ -1,5 +1,6 @@
 """The neighbour search of retrieval: for every query, its nearest samples of the same set (the
-query itself excluded), exact, in blocks of queries so that memory stays O(N · block).
+query itself excluded), exact, in blocks of queries so that memory stays O(N · block); and of
+queries among a separate gallery (`gallery_neighbours`: image search, query/gallery evaluation).
 
 Two methods give the same neighbours: "direct" scores each block of queries against all N;
 "grouped" uses the symmetry of the distance matrix to compute half of it (see `grouped`).
@@ -23,6 +24,9 @@ _GROUP = 32
 _GROUPED_MIN_N = 20_000
 _GROUPS_PER_NEIGHBOUR = 8
 _ROWS_PER_PASS = 16384
+# the query-vs-gallery search's automatic block: at most this many scores (256 MiB in float32),
+# so that 1,000 queries against 1M images take blocks of 64, not a 4 GB one
+_GALLERY_BLOCK = 2**26
 
 Method = Literal["auto", "direct", "grouped"]
 Blocks = Iterator[tuple[Tensor, Tensor, Tensor]]  # (queries, their R, their nearest)
@@ -44,14 +48,7 @@ def self_neighbours(
     itself falls back to "direct" where there are not more groups of 32 than k."""
     n, device = x.shape[0], x.device
     chunk = chunk_size or _auto_chunk(n, x)
-    # ranking scores, smaller = nearer, with the same order as the distance: euclidean
-    # ‖y‖² − 2x·y (the query's ‖x‖² and the clamp at 0 shift a row but never reorder it, and
-    # skipping them saves two passes over the block); cosine −x̂·ŷ (1 − x̂·ŷ, minus the 1)
-    if distance == "euclidean":
-        y, bias = x, x.pow(2).sum(1)
-    else:
-        y = torch.nn.functional.normalize(x, dim=1)
-        bias = torch.zeros(n, dtype=x.dtype, device=device)
+    y, bias = ranking(x, distance)
     auto = method == "auto"
     if auto:
         method = "grouped" if device.type == "cpu" and n >= _GROUPED_MIN_N else "direct"
@@ -63,6 +60,47 @@ def self_neighbours(
     if method == "grouped":
         return grouped(y, bias, queries, r_queries, k_max, k, _GROUP, chunk)
     return direct(y, bias, queries, r_queries, k_max, chunk)
+
+
+def ranking(x: Tensor, distance: str) -> tuple[Tensor, Tensor]:
+    """(y, bias) whose score bias_c − 2·q·y_c ranks the rows c of x as the distance from a query
+    q does (smaller = nearer): euclidean ‖y‖² − 2x·y (the query's ‖x‖² and the clamp at 0 shift
+    a row but never reorder it, and skipping them saves two passes over the block); cosine −x̂·ŷ
+    (1 − x̂·ŷ, minus the 1), the query normalised too."""
+    if distance == "euclidean":
+        return x, x.pow(2).sum(1)
+    y = torch.nn.functional.normalize(x, dim=1)
+    return y, torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+
+
+def gallery_neighbours(
+    queries: Tensor,
+    gallery: Tensor,
+    distance: str,
+    k: int,
+    chunk_size: int | None = None,
+    exclude: Tensor | None = None,
+    ranked: tuple[Tensor, Tensor] | None = None,
+) -> Iterator[tuple[int, Tensor]]:
+    """(start, nearest) block by block: the k nearest rows of `gallery` (G, D) of the queries
+    [start, start + len(nearest)) of `queries` (Q, D), nearest first, exact, memory
+    O(G · chunk). `exclude` (Q,) names a gallery row each query may not match (the query itself,
+    when it is in the gallery too), -1 for none; it comes last, at an infinite score. `ranked`:
+    `ranking(gallery, distance)` computed once for many calls (a pass over the whole gallery)."""
+    n_q, n_g = queries.shape[0], gallery.shape[0]
+    k = min(k, n_g)
+    chunk = chunk_size or max(1, min(_auto_chunk(n_g, gallery), _GALLERY_BLOCK // n_g))
+    y, bias = ranked or ranking(gallery, distance)
+    q_all = queries if distance == "euclidean" else torch.nn.functional.normalize(queries, dim=1)
+    block = torch.empty(min(chunk, n_q), n_g, dtype=y.dtype, device=y.device)
+    for start in range(0, n_q, chunk):
+        end = min(start + chunk, n_q)
+        d = block[: end - start]
+        torch.addmm(bias.unsqueeze(0), q_all[start:end], y.T, alpha=-2.0, out=d)
+        if exclude is not None:
+            rows = torch.nonzero(exclude[start:end] >= 0).flatten()
+            d[rows, exclude[start:end][rows]] = float("inf")
+        yield start, d.topk(k, dim=1, largest=False, sorted=True).indices
 
 
 def direct(

@@ -14,6 +14,7 @@ from siamese.metrics import (
     retrieval_metrics,
     verification_metrics,
 )
+from siamese.metrics.reid import reid_metrics
 
 
 @dataclass
@@ -55,10 +56,12 @@ class Scorer:
         pairs: Tensor,
         threshold: float | None = None,
         fmr_thresholds: dict[float, float] | None = None,
+        roles: Tensor | None = None,
     ) -> dict[str, float]:
         """Verification on the fixed `pairs`, at `threshold` if given (τ from val, applied to
         test) or at the best-accuracy τ of these pairs, and FNMR at each FMR target (its τ chosen
-        here, or given); retrieval and one-shot on all embeddings."""
+        here, or given); retrieval and one-shot on all embeddings; with `roles` (N, 2) (is_query,
+        is_gallery) also the queries against the gallery: CMC@k for the recall ks, mAP."""
         embeddings = embeddings.float()
         d, same = self.pair_distances(embeddings, labels, pairs)
         out = verification_metrics(d, same, threshold)
@@ -72,6 +75,8 @@ class Scorer:
                 out[f"one_shot_{n}way"] = one_shot_accuracy(
                     embeddings, labels, n, self.one_shot_trials, g, self.distance
                 )
+        if roles is not None and bool(roles.any(0).all()):  # queries and a gallery
+            out |= reid_metrics(embeddings, labels, *roles.T, self.recall_ks, self.distance)
         return out
 
 
@@ -101,4 +106,4 @@ def score_split(
     """A module's metrics on a split outside a Lightning loop (a checkpoint, an untrained
     encoder), and the embeddings they came from; Lightning's loops feed `scorer` the same way."""
     embeddings, labels = embed_split(module, data, batch_size)
-    return scorer(embeddings, labels, pairs, threshold, fmr_thresholds), embeddings
+    return scorer(embeddings, labels, pairs, threshold, fmr_thresholds, data.roles), embeddings

@@ -34,6 +34,7 @@ class Entry:
     label: str
     split: int = FREE
     where: str = ""  # where errors point besides the file: "m.csv, line 12"
+    roles: tuple[bool, bool] | None = None  # (is_query, is_gallery) where the source gives them
 
 
 @dataclass
@@ -92,6 +93,9 @@ class DecodedSource:
         given = split if bool((split != FREE).any()) else None
         if given is not None:
             _check_given_splits(final, found.what)
+        roles = None
+        if any(e.roles is not None for e in final):
+            roles = torch.tensor([e.roles or (False, False) for e in final], dtype=torch.bool)
         self.stats = found.stats | {
             "images": len(final),
             "classes": len(names),
@@ -109,7 +113,7 @@ class DecodedSource:
             " (from the decode cache)" if decoded.from_cache else "",
             " (streaming: decoded per batch)" if streaming else "",
         )
-        return ImageSet(images=images, labels=labels, class_names=names, split=given)
+        return ImageSet(images, labels, names, split=given, roles=roles)
 
     def _readable(self, found: Listing, decoded: Decoded) -> list[bool]:
         """Which entries decoded; unreadable ones stop the run unless skip_bad."""

@@ -1,4 +1,5 @@
-"""A CSV manifest: `path,label[,split]` lines, decoded once into an `ImageSet`."""
+"""A CSV manifest: `path,label[,split][,is_query,is_gallery]` lines, decoded once into an
+`ImageSet`."""
 
 import csv
 from pathlib import Path
@@ -7,10 +8,16 @@ from siamese.core.errors import ArgumentError
 from siamese.data.imageset import FREE, SPLIT_CODES
 from siamese.data.sources.files import DecodedSource, Entry, Listing
 
+ROLES = ("is_query", "is_gallery")  # OML's columns: the test split scored as query vs gallery
+TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
+
 
 class CSVManifest(DecodedSource):
     """A CSV file with a header: `path,label` and an optional `split` (train/val/test; empty
-    means drawn by data.split_by). Paths are relative to the manifest's folder (or absolute)."""
+    means drawn by data.split_by). Paths are relative to the manifest's folder (or absolute).
+    `is_query` and `is_gallery` (both or neither; 1/0, true/false, yes/no or empty) mark rows of
+    split `test` as queries, gallery samples or both: the test split is then also scored as its
+    queries against its gallery (CMC@k, mAP)."""
 
     def __init__(
         self,
@@ -44,6 +51,7 @@ class CSVManifest(DecodedSource):
                     "first line must name the columns: path,label[,split]"
                 )
             reader.fieldnames = header
+            has_roles = _role_columns(header, m)
             for row in reader:
                 where = f"{m.name}, line {reader.line_num}"
                 path, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
@@ -62,7 +70,8 @@ class CSVManifest(DecodedSource):
                 if not p.is_file():
                     missing.append(f"{where}: {p}")
                     continue
-                entries.append(Entry(p, label, SPLIT_CODES.get(split, FREE), where))
+                roles = _roles(row, split, where) if has_roles else None
+                entries.append(Entry(p, label, SPLIT_CODES.get(split, FREE), where, roles))
         if missing:
             shown = "\n  ".join(missing[:10])
             more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
@@ -72,4 +81,47 @@ class CSVManifest(DecodedSource):
             )
         if not entries:
             raise ValueError(f"manifest {str(m)!r} lists no images")
+        if has_roles:
+            _check_roles(entries, m)
         return Listing(entries, base, m.stem, f"manifest {str(m)!r}")
+
+
+def _role_columns(header: list[str], manifest: Path) -> bool:
+    given = [c for c in ROLES if c in header]
+    if len(given) == 1:
+        missing = next(c for c in ROLES if c not in given)
+        raise ValueError(
+            f"{manifest}, line 1: the header has {given[0]} but not {missing}; give both "
+            "columns (query/gallery evaluation of the test split) or neither"
+        )
+    return bool(given)
+
+
+def _roles(row: dict, split: str, where: str) -> tuple[bool, bool]:
+    values = []
+    for column in ROLES:
+        value = (row.get(column) or "").strip().lower()
+        if value not in TRUE + FALSE:
+            raise ValueError(
+                f"{where}: {column} is {value!r}; use 1/0, true/false, yes/no or leave it empty"
+            )
+        values.append(value in TRUE)
+    if any(values) and split != "test":
+        raise ValueError(
+            f"{where}: is_query/is_gallery mark samples of the test split, this row's split is "
+            f"{split or 'empty'!r}: give it split test, or leave its roles empty"
+        )
+    return values[0], values[1]
+
+
+def _check_roles(entries: list[Entry], manifest: Path) -> None:
+    """Some query must find a gallery sample of its class (another row), or CMC and mAP are
+    undefined: stop before any decoding."""
+    gallery: dict[str, int] = {}
+    for e in entries:
+        gallery[e.label] = gallery.get(e.label, 0) + e.roles[1]
+    if not any(e.roles[0] and gallery.get(e.label, 0) > e.roles[1] for e in entries):
+        raise ValueError(
+            f"{manifest}: no is_query row has an is_gallery row of its label (another row): "
+            "mark the test split's queries and gallery with 1 in those columns"
+        )
