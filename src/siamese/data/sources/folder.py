@@ -4,7 +4,7 @@ import logging
 import os
 from pathlib import Path
 
-from siamese.core.errors import ArgumentError
+from siamese.core.errors import ArgumentError, DataError
 from siamese.data.images import IMAGE_SUFFIXES
 from siamese.data.sources.files import DecodedSource, Entry, Listing
 
@@ -49,7 +49,7 @@ class ImageFolder(DecodedSource):
                     else:
                         ignored.append(p)
         if not entries:
-            raise ValueError(
+            raise DataError(
                 f"folder {str(root)!r} holds no images in class folders: expected "
                 f"<root>/<class>/<image> with suffixes {', '.join(IMAGE_SUFFIXES)}"
             )

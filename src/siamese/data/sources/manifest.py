@@ -3,7 +3,7 @@
 import csv
 from pathlib import Path
 
-from siamese.core.errors import ArgumentError
+from siamese.core.errors import ArgumentError, DataError, MissingFileError
 from siamese.data.imageset import FREE, SPLIT_CODES
 from siamese.data.sources.files import DecodedSource, Entry, Listing
 
@@ -39,7 +39,7 @@ class CSVManifest(DecodedSource):
             header = [h.strip().lower() for h in (reader.fieldnames or [])]
             need = [c for c in ("path", "label") if c not in header]
             if need:
-                raise ValueError(
+                raise DataError(
                     f"{m}, line 1: the header {reader.fieldnames} lacks column(s) {need}; the "
                     "first line must name the columns: path,label[,split]"
                 )
@@ -50,10 +50,10 @@ class CSVManifest(DecodedSource):
                 if not path and not label and not (row.get("split") or "").strip():
                     continue  # a blank line
                 if not path or not label:
-                    raise ValueError(f"{where}: empty path or label ({row})")
+                    raise DataError(f"{where}: empty path or label ({row})")
                 split = (row.get("split") or "").strip().lower()
                 if split and split not in SPLIT_CODES:
-                    raise ValueError(
+                    raise DataError(
                         f"{where}: unknown split {split!r}; use one of {list(SPLIT_CODES)} "
                         "or leave it empty"
                     )
@@ -66,10 +66,10 @@ class CSVManifest(DecodedSource):
         if missing:
             shown = "\n  ".join(missing[:10])
             more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{len(missing)} file(s) named in {m} do not exist (paths are relative to "
                 f"{base}):\n  {shown}{more}"
             )
         if not entries:
-            raise ValueError(f"manifest {str(m)!r} lists no images")
+            raise DataError(f"manifest {str(m)!r} lists no images")
         return Listing(entries, base, m.stem, f"manifest {str(m)!r}")
