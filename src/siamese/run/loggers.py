@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 
@@ -33,9 +34,10 @@ def build_loggers(
     loggers, switches = [], None
     for key, values in logger_nodes(node).items():
         save_dir = run_dir / values.pop("save_dir", ".")
-        if values["_target_"].endswith("TensorBoardLogger"):
+        kind = get_class(values["_target_"])
+        if issubclass(kind, TensorBoardLogger):
             switches = {k: values.pop(k) for k in dashboard_keys if k in values}
-        if values["_target_"].endswith("MLFlowLogger") and not values.get("tracking_uri"):
+        if issubclass(kind, MLFlowLogger) and not values.get("tracking_uri"):
             # MLflow 3 refuses a new file store unless told so; ours is the run's own folder
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         try:

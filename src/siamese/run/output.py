@@ -12,14 +12,16 @@ from hydra.errors import CompactHydraException
 
 from siamese.core.errors import UserError
 
-# (category, start of message): Python warnings that third-party code raises on every run of this
-# project and that ask nothing of its user
+# (category, pattern of the message's start): Python warnings that third-party code raises on every
+# run of this project and that ask nothing of its user
 NOISE_WARNINGS = (
     # Lightning 2.6's own use of a torch pytree class that torch 2.14 deprecates
     (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
     # on 3 or more cores: batches are gathered from tensors on the run's device, workers would
     # only add copies (a set streamed from disk has data.loader_workers)
     (UserWarning, r"The '\w+_dataloader' does not have many workers"),
+    # a resumed run writes its checkpoints where they were, under the same names, by design
+    (UserWarning, r"Checkpoint directory .* exists and is not empty"),
 )
 # logger: start of message; what Lightning logs on every run that is no news to a user
 NOISE_LOGS = {
