@@ -1,14 +1,7 @@
-"""Train a Siamese network: `python train.py [group=option ...]` (see README.md)."""
+"""Train a Siamese network: `python train.py [group=option ...]` (see README.md); the same as
+`siamese train` and `python -m siamese.train`."""
 
-import hydra
-
-from siamese.run.job import train
-
-
-@hydra.main(version_base="1.3", config_path="pkg://siamese.conf", config_name="train")
-def main(cfg) -> float:
-    return train(cfg)
-
+from siamese.train import main
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,9 @@
 """What several test modules share: where the project is, its config options, and data written
 as a user would have it (image folders, torchvision roots)."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "src" / "siamese" / "conf"
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}  # conf/base/data.yaml's
 TINY = ["debug=tiny"]  # conf/debug/tiny.yaml: seconds on a CPU, every metric still defined
+
+
+def python(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python ARGS` as a user runs it, in `cwd`, with `env` added to this environment."""
+    env = {**os.environ, **(env or {})}
+    cmd = [sys.executable, *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 
 def options(group: str) -> list[str]:

@@ -90,7 +90,7 @@ def test_confirmation_reruns_the_best_trial_over_fresh_seeds_with_the_basic_swee
     best = ["optimizer.lr=0.001", "+tune=sprn", "seed=0", "data.image_size=16"]
     shared = ["hydra/launcher=ray", "hydra.sweeper.n_jobs=4", "data.image_size=16"]
     cmd = confirm_command("py", "sprn", Path("/c"), best, [1, 2], shared)
-    assert cmd[:3] == ["py", "train.py", "-m"]
+    assert cmd[:4] == ["py", "-m", "siamese.train", "-m"]
     assert "seed=0" not in cmd and "seed=1,2" in cmd
     assert {"optimizer.lr=0.001", "+tune=sprn", "hydra/launcher=ray"} <= set(cmd)
     assert "hydra.sweeper.n_jobs=4" not in cmd  # an Optuna setting: the basic sweeper has none

@@ -19,6 +19,7 @@ STAGES = [
     "metrics",
     "config",
     "run",
+    "train",
     "inference",
     "gallery",
     "keyvalue",
@@ -30,6 +31,7 @@ STAGES = [
     "serve",
     "report",
     "compare",
+    "cli",  # imports a command's module only when it is chosen
     "commands",  # the __main__ of a package: what a user runs, free to use every stage
 ]
 MAX_MODULE_LINES = 300

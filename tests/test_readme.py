@@ -23,7 +23,7 @@ README = (ROOT / "README.md").read_text()
 TRAIN = [
     line.strip()
     for line in README.splitlines()
-    if line.strip().startswith("python train.py") and "resume=" not in line
+    if line.strip().startswith(("python train.py", "siamese train")) and "resume=" not in line
 ]
 RESUME = [
     line.strip() for line in README.splitlines() if "python train.py" in line and "resume=" in line
@@ -40,9 +40,12 @@ def run(args: list[str], cwd: Path = ROOT, env: dict | None = None) -> subproces
 
 
 def split(line: str) -> tuple[list[str], str | None]:
-    """The command's arguments, and the error the README promises in its trailing comment."""
+    """The command's arguments, and the error the README promises in its trailing comment; the
+    `siamese` command, which only an installed package puts on PATH, as `python -m siamese`."""
     command, _, comment = line.partition("#")
-    return shlex.split(command)[1:], (comment.strip() or None)
+    words = shlex.split(command)
+    args = ["-m", *words] if words[0] == "siamese" else words[1:]
+    return args, (comment.strip() or None)
 
 
 def test_readme_shows_the_commands():
@@ -78,8 +81,9 @@ def user_files(root: Path) -> dict[str, str]:
 @pytest.mark.parametrize("line", TRAIN)
 def test_readme_train_command(line, tmp_path):
     args, promised_error = split(line)
-    flags = [a for a in args[1:] if a == "-m"]
-    overrides = [a for a in args[1:] if a != "-m"]
+    command = args[:3] if args[0] == "-m" else args[:1]  # -m siamese train, or train.py
+    flags = [a for a in args[len(command) :] if a == "-m"]
+    overrides = [a for a in args[len(command) :] if a != "-m"]
     out = "hydra.sweep.dir" if flags else "hydra.run.dir"
     prefix, env = TINY, None
     if any(o.startswith("data=") and o != "data=synthetic" for o in overrides):
@@ -88,7 +92,9 @@ def test_readme_train_command(line, tmp_path):
         overrides = [reduce(lambda o, p: o.replace(*p), paths.items(), o) for o in overrides]
         prefix = ["debug=fast", "data.image_size=16"]
         env = {**os.environ, "SIAMESE_CACHE": str(tmp_path / "files" / "cache")}
-    proc = run([args[0], *flags, *prefix, *overrides, f"{out}={tmp_path / 'out'}"], env=env)
+    if promised_error is not None:  # as a user sees it: the message, not its traceback
+        prefix = [*prefix, "extras.traceback=false"]
+    proc = run([*command, *flags, *prefix, *overrides, f"{out}={tmp_path / 'out'}"], env=env)
     if promised_error is None:
         assert proc.returncode == 0, proc.stderr[-3000:]
         records = list((tmp_path / "out").glob("**/metrics.json"))
@@ -103,6 +109,7 @@ def test_readme_train_command(line, tmp_path):
         assert proc.returncode != 0
         words = re.split(r"\s*\.\.\.\s*", promised_error)  # the README elides with "..."
         assert all(w in proc.stderr for w in words), (words, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """`python -m siamese.compare`: tune each method with the same number of trials on val, re-run each
 best configuration over fresh seeds, score them on test, and write the report.
 
-Every phase is an ordinary `python train.py -m ...` sweep (so `hydra/launcher=ray` and SLURM apply):
-    tune/<method>/     python train.py -m +tune=<method> hydra.sweeper.n_trials=T ...
-    confirm/<method>/  python train.py -m <the best trial's overrides> seed=s1,...,sN
+Every phase is an ordinary `siamese train -m ...` sweep (so `hydra/launcher=ray` and SLURM apply):
+    tune/<method>/     siamese train -m +tune=<method> hydra.sweeper.n_trials=T ...
+    confirm/<method>/  siamese train -m <the best trial's overrides> seed=s1,...,sN
                        hydra/sweeper=basic hydra.sweeper.params=null ...
 """
 
@@ -22,6 +22,10 @@ from siamese.compare.summary import write_compare_report
 from siamese.config.overrides import is_hydra, override_key
 
 ROOT = Path("outputs") / "compare"
+TRAIN = [
+    "-m",
+    "siamese.train",
+]  # `siamese train`: the configs come with the package, any folder works
 METHODS = ("sprn", "sdrn")
 DROPPED = ("seed", "data.folds", "data.fold")  # a best trial's overrides the confirmation resets
 
@@ -42,7 +46,7 @@ def new_folder(root: Path, name: str) -> Path:
 def tune_command(python: str, method: str, folder: Path, trials: int, overrides: list[str]):
     return [
         python,
-        "train.py",
+        *TRAIN,
         "-m",
         f"+tune={method}",
         *overrides,
@@ -64,7 +68,7 @@ def confirm_command(
     ]
     return [
         python,
-        "train.py",
+        *TRAIN,
         "-m",
         *job,
         "hydra/sweeper=basic",
@@ -179,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m siamese.compare",
         description="Tune two methods with equal budgets on val, confirm each best over seeds on "
-        "test, report. Run from the project root.",
+        "test, report.",
     )
     parser.add_argument("--name", default="compare", help="the folder's label")
     parser.add_argument(

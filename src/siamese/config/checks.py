@@ -17,6 +17,7 @@ from siamese.config.schemas import (
     CheckpointConf,
     EmbeddingConf,
     EvaluationConf,
+    ExtrasConf,
     GuardConf,
     SpeedConf,
     TrainConf,
@@ -60,6 +61,7 @@ PLAIN_GROUPS = {
     "checkpoint": CheckpointConf,
     "guard": GuardConf,
     "speed": SpeedConf,
+    "extras": ExtrasConf,
 }
 
 

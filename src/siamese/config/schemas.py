@@ -62,7 +62,12 @@ class TrainerConf(Target):
 
 
 @dataclass
-class TensorBoardConf(Target):
+class LoggerConf(Target):
+    save_dir: str = MISSING  # relative to the run folder
+
+
+@dataclass
+class TensorBoardConf(LoggerConf):
     name: str = MISSING
     version: str = MISSING
     default_hp_metric: bool = MISSING
@@ -72,6 +77,33 @@ class TensorBoardConf(Target):
     worst_errors: bool = MISSING
     worst_errors_k: int = MISSING
     curves: bool = MISSING
+
+
+@dataclass
+class CSVLoggerConf(LoggerConf):
+    name: str = MISSING
+    version: str = MISSING
+
+
+@dataclass
+class MLFlowConf(LoggerConf):
+    experiment_name: str = MISSING
+    run_name: str = MISSING
+    tracking_uri: str | None = MISSING
+
+
+@dataclass
+class WandbConf(LoggerConf):
+    project: str = MISSING
+    name: str = MISSING
+    offline: bool = MISSING
+    settings: Any = MISSING
+
+
+@dataclass
+class ExtrasConf:
+    ignore_warnings: bool = MISSING
+    traceback: bool = MISSING
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -130,6 +162,7 @@ class TrainConf:
     checkpoint: CheckpointConf = MISSING
     guard: GuardConf = MISSING
     speed: SpeedConf = MISSING
+    extras: ExtrasConf = MISSING
     seed: int = MISSING
     name: str = MISSING
     resume: str | None = MISSING
@@ -156,7 +189,12 @@ SCHEMAS = {
     "optimizer": {"adam": AdamConf, "adagrad": AdagradConf, "sgd": SGDConf},
     "scheduler": {"cosine": CosineConf, "step": StepConf},
     "trainer": {"trainer": TrainerConf},
-    "logger": {"tensorboard": TensorBoardConf},
+    "logger": {
+        "tensorboard": TensorBoardConf,
+        "csv": CSVLoggerConf,
+        "mlflow": MLFlowConf,
+        "wandb": WandbConf,
+    },
 }
 
 

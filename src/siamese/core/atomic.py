@@ -17,8 +17,10 @@ from typing import IO, Any
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 
+from siamese.core.errors import UserError
 
-class AtomicWriteError(OSError):
+
+class AtomicWriteError(UserError, OSError):
     """A file could not be written; the previous version, if any, is left as it was."""
 
 

@@ -4,6 +4,10 @@ The convention: a class checks its own arguments and names the argument (`margin
 got -1.0`); whoever builds it from the config puts the node's path in front (`loss.margin must be
 > 0, got -1.0`, see `siamese.run.build.build_node`). Checks of keys that reach other libraries
 name the full key themselves (`siamese.config.checks`).
+
+Errors in what the user gave (a config value, an argument, a data file or folder) are `UserError`s:
+their message names the key, file, line or class and says what to do, so a command prints the
+message alone. Any other exception is a bug in the project and keeps its traceback.
 """
 
 import math
@@ -11,11 +15,23 @@ from collections.abc import Iterable
 from typing import Any
 
 
-class ConfigValueError(ValueError):
+class UserError(Exception):
+    """Marks an error in what the user gave; the message says what is wrong and what to do."""
+
+
+class ConfigValueError(UserError, ValueError):
     """A config value is wrong; the message starts with its full key."""
 
 
-class ArgumentError(ValueError):
+class DataError(UserError, ValueError):
+    """The data cannot be used as it is; the message names the file, line or class."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder a run reads does not exist; the message names it and how to get it."""
+
+
+class ArgumentError(UserError, ValueError):
     """An argument of a project class is out of its range: `argument` names it (as the class's
     signature does), `problem` says what is wrong."""
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 from pytorch_lightning.callbacks import Callback
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from siamese.data.imageset import ImageSet
 
@@ -93,8 +93,9 @@ class GatherBatch(Dataset):
         return {"images": self.data.images[idx], "labels": self.data.labels[idx]}
 
 
-class SplitBatches(IterableDataset):
-    """A whole split in order, for embedding it once per evaluation."""
+class SplitBatches(Dataset):
+    """A whole split in order, batch i its i-th slice, for embedding it once per evaluation (a
+    map-style data set of batches: its length is exact, which Lightning needs to know)."""
 
     def __init__(self, data: ImageSet, batch_size: int):
         self.data, self.batch_size = data, batch_size
@@ -102,10 +103,11 @@ class SplitBatches(IterableDataset):
     def __len__(self) -> int:
         return -(-len(self.data) // self.batch_size)
 
-    def __iter__(self) -> Iterator[Batch]:
-        for start in range(0, len(self.data), self.batch_size):
-            sl = slice(start, start + self.batch_size)
-            yield {"images": self.data.images[sl, None], "labels": self.data.labels[sl, None]}
+    def __getitem__(self, i: int) -> Batch:
+        if not 0 <= i < len(self):
+            raise IndexError(f"batch {i} of {len(self)}")
+        sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return {"images": self.data.images[sl, None], "labels": self.data.labels[sl, None]}
 
 
 class DataOnDevice(Callback):

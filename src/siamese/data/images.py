@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageFile, ImageOps
 from torch import Tensor
 
-from siamese.core.errors import at_least, one_of
+from siamese.core.errors import DataError, MissingFileError, at_least, one_of
 
 
 def _decodable(fmt: str) -> bool:
@@ -37,7 +37,7 @@ RESIZE_MODES = ("stretch", "crop")
 ALPHA_BACKGROUND = (255, 255, 255)
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(DataError):
     """An image file that cannot be decoded (missing, truncated, corrupt or not an image)."""
 
 
@@ -124,12 +124,12 @@ def _to_8bit(img):
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"gallery folder {folder} does not exist")
+        raise MissingFileError(f"gallery folder {folder} does not exist")
     files = sorted(
         p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and _visible(p, folder)
     )
     if not files:
-        raise ValueError(f"gallery folder {folder} holds no images ({suffixes_named()})")
+        raise DataError(f"gallery folder {folder} holds no images ({suffixes_named()})")
     return files
 
 

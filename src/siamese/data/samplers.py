@@ -10,7 +10,7 @@ tables there), so a split held on a GPU is sampled and gathered without the host
 import torch
 from torch import Tensor
 
-from siamese.core.errors import ArgumentError, at_least, in_range
+from siamese.core.errors import ArgumentError, DataError, at_least, in_range
 
 
 class ClassIndex:
@@ -27,12 +27,12 @@ class ClassIndex:
         if (self.counts < 2).any():
             small = torch.nonzero(self.counts < 2).flatten().tolist()
             named = [class_names[i] if class_names else f"class id {i}" for i in small]
-            raise ValueError(
+            raise DataError(
                 f"classes {named} have fewer than 2 samples in this split: no positive pair "
                 "possible; give them at least 2 images or remove them"
             )
         if self.counts.numel() < 2:
-            raise ValueError("a split needs at least 2 classes to draw negatives")
+            raise DataError("a split needs at least 2 classes to draw negatives")
 
     @property
     def num_classes(self) -> int:

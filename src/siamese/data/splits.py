@@ -4,7 +4,7 @@ given per sample (a manifest's `split` column, Omniglot's evaluation set)."""
 import torch
 from torch import Tensor
 
-from siamese.core.errors import ArgumentError, at_least, one_of
+from siamese.core.errors import ArgumentError, DataError, at_least, one_of
 
 SPLITS = ("train", "val", "test")
 SPLIT_BY = ("classes", "samples")
@@ -69,15 +69,13 @@ def split_indices(
     free = torch.nonzero(given < 0).flatten()
     out: dict[str, Tensor] = {s: torch.nonzero(given == i).flatten() for i, s in enumerate(SPLITS)}
     if free.numel() and not open_:
-        raise ValueError(
+        raise DataError(
             f"{free.numel()} samples have no split while train, val and test are all given: "
             "give every sample a split, or leave one split to be drawn"
         )
     if open_:
         if not free.numel():
-            raise ValueError(
-                f"no samples for split(s) {open_}: the given splits cover every sample"
-            )
+            raise DataError(f"no samples for split(s) {open_}: the given splits cover every sample")
         if len(open_) == len(SPLITS):
             part = {s: fractions[s] for s in SPLITS}
         else:
@@ -159,7 +157,7 @@ def _check_split(split: str, labels: Tensor, names: list[str]) -> None:
     present = torch.nonzero(counts).flatten()
     if present.numel() < 2:
         have = [names[i] for i in present.tolist()]
-        raise ValueError(
+        raise DataError(
             f"split {split!r} has {present.numel()} class(es) {have}; it needs at least 2 "
             "(add classes, or change data.split or the manifest's split column)"
         )
@@ -168,7 +166,7 @@ def _check_split(split: str, labels: Tensor, names: list[str]) -> None:
         shown = ", ".join(repr(names[i]) for i in single[:10]) + (
             " ..." if len(single) > 10 else ""
         )
-        raise ValueError(
+        raise DataError(
             f"split {split!r}: {len(single)} class(es) have a single sample ({shown}), so no "
             "positive pair can be drawn; give them at least 2 samples in that split or remove them"
         )

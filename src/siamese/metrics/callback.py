@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor
 
 from siamese.core.atomic import atomic_torch_save
@@ -119,7 +120,9 @@ class SplitScores(Callback):
         return splits["test"].roles if "test" in splits else None
 
     def _writer(self, trainer):
-        """TensorBoard's SummaryWriter when there are dashboards to draw (rank 0 only)."""
+        """TensorBoard's SummaryWriter when there are dashboards to draw (rank 0 only), also
+        beside other loggers."""
         if self.dashboards is None or not trainer.is_global_zero:
             return None
-        return getattr(trainer.logger, "experiment", None) if trainer.logger else None
+        boards = [x for x in trainer.loggers if isinstance(x, TensorBoardLogger)]
+        return boards[0].experiment if boards else None

@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor, nn
 
-from siamese.core.errors import ArgumentError, at_least
+from siamese.core.errors import ArgumentError, UserError, at_least
 from siamese.models.normalization import BatchNorm, Normalization
 
 _ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
@@ -156,6 +156,10 @@ class ResNet18(nn.Module):
         return self.net(x)
 
 
+class WeightsError(UserError, RuntimeError):
+    """Pretrained weights that cannot be had offline; the message says how to fetch them."""
+
+
 def resnet18_weights_path(weights: str = "IMAGENET1K_V1"):
     """Where torch's hub cache keeps the file of these weights ($TORCH_HOME/hub/checkpoints)."""
     from pathlib import Path
@@ -165,7 +169,7 @@ def resnet18_weights_path(weights: str = "IMAGENET1K_V1"):
     try:
         w = ResNet18_Weights[weights]
     except KeyError:
-        raise RuntimeError(
+        raise WeightsError(
             f"backbone.weights={weights!r} is not a torchvision ResNet18_Weights name; use one of "
             f"{[m.name for m in ResNet18_Weights]} or null to train from scratch"
         ) from None
@@ -175,7 +179,7 @@ def resnet18_weights_path(weights: str = "IMAGENET1K_V1"):
 def _cached_resnet18_weights(weights: str):
     w, path = resnet18_weights_path(weights)
     if not path.is_file():
-        raise RuntimeError(
+        raise WeightsError(
             f"backbone.weights={weights!r}: the file {path} is not in torch's hub cache and is "
             f"never downloaded during a run. Fetch it where the network is reachable, e.g. "
             f"`python -c \"import torchvision; torchvision.models.resnet18(weights='{weights}')\"` "
@@ -185,7 +189,7 @@ def _cached_resnet18_weights(weights: str):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise RuntimeError(
+        raise WeightsError(
             f"backbone.weights={weights!r}: cannot read {path} ({err}); delete it and fetch it again"
         ) from err
     t = w.transforms()

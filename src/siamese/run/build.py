@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from siamese.config.options import DataModuleConf
-from siamese.core.errors import ArgumentError, ConfigValueError
+from siamese.core.errors import ArgumentError, ConfigValueError, UserError
 from siamese.data.datamodule import SiameseDataModule
 from siamese.metrics.scoring import Scorer
 from siamese.models.encoder import Encoder
@@ -27,12 +27,14 @@ DATAMODULE_KEYS = frozenset(f.name for f in fields(DataModuleConf))
 
 def build_node(node: Any, key: str, **kwargs: Any) -> Any:
     """`instantiate(node, **kwargs)`; a constructor's ArgumentError comes back as a
-    ConfigValueError naming the full key (`key.argument`)."""
+    ConfigValueError naming the full key (`key.argument`), its other user errors as they are."""
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as err:
         if isinstance(err.__cause__, ArgumentError):
             raise err.__cause__.at(key) from err.__cause__
+        if isinstance(err.__cause__, UserError):
+            raise err.__cause__ from None
         raise
 
 
@@ -87,6 +89,8 @@ def build_datamodule(data: DictConfig, sampler: Any = None, seed: int = 0) -> Si
         cause = err.__cause__
         if isinstance(cause, ArgumentError):
             raise cause.at("data" if cause.argument in beside else "data.source") from cause
+        if isinstance(cause, UserError):
+            raise cause from None
         raise
     datamodule = call_node(values, "data", source=source, sampler=sampler, seed=seed)
     try:

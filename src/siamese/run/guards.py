@@ -26,7 +26,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from siamese.core.errors import positive
+from siamese.core.errors import UserError, positive
 
 ADVICE = (
     "try a lower optimizer.lr, gradient clipping (trainer.gradient_clip_val=1.0), "
@@ -34,7 +34,7 @@ ADVICE = (
 )
 
 
-class DivergenceError(FloatingPointError):
+class DivergenceError(UserError, FloatingPointError):
     """Training diverged: the message names the step, the quantity, its value and what to try."""
 
 

@@ -17,13 +17,15 @@ from siamese.config.checks import check_config
 from siamese.config.resolvers import AUTO
 from siamese.config.schemas import register
 from siamese.core.atomic import atomic_write_text
-from siamese.core.errors import ConfigValueError
+from siamese.core.errors import ConfigValueError, UserError
 from siamese.metrics.scoring import score_split
 from siamese.run.build import build, build_scorer
+from siamese.run.loggers import close_loggers, log_final, logger_places
+from siamese.run.output import quiet, reported, summary
 from siamese.run.record import RunRecord, newest_checkpoint, slurm_requeued
 from siamese.run.resume import completed_metric, resumed_config
 from siamese.run.signals import Interrupted, StopOnSignal
-from siamese.run.trainer import make_trainer
+from siamese.run.trainer import make_trainer, tested_checkpoint
 
 register()
 log = logging.getLogger(__name__)
@@ -66,7 +68,20 @@ def run_info(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def train(cfg: DictConfig) -> float:
-    """One run in Hydra's output folder; returns the monitored metric (for sweepers)."""
+    """One run in Hydra's output folder; returns the monitored metric (for sweepers). Third-party
+    noise is held back (`extras`); an error in what the user gave ends the job with its message
+    alone (after metrics.json recorded it), any other with its traceback."""
+    with quiet(cfg.extras.ignore_warnings):
+        try:
+            return run(cfg)
+        except UserError as err:
+            # a sweep goes on with its other jobs: name this one's error where it ran
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                log.error("%s", err)
+            raise reported(err, cfg.extras.traceback)  # noqa: B904 (the error, or its message)
+
+
+def run(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.resume == AUTO:
         done = completed_metric(run_dir, cfg.evaluation.monitor)
@@ -88,7 +103,7 @@ def train(cfg: DictConfig) -> float:
     if main_process and single_process(cfg):
         stop.install()
     try:
-        metrics, fit_s = fit_and_test(cfg, run_dir, record, [stop], checkpoint)
+        metrics, fit_s, places = fit_and_test(cfg, run_dir, record, [stop], checkpoint)
         record.complete()
     except Interrupted:
         raise  # recorded as interrupted by the signal's callback: resumable, not failed
@@ -97,15 +112,9 @@ def train(cfg: DictConfig) -> float:
         raise
     finally:
         stop.uninstall()
-    log.info(
-        "test P@1 %.3f (untrained encoder %.3f), AUC %.3f, τ %.3f, fit in %.0f s; %s",
-        metrics["test/p_at_1"],
-        metrics["test/p_at_1_untrained"],
-        metrics["test/auc"],
-        metrics["test/threshold"],
-        fit_s,
-        run_dir,
-    )
+    if main_process:
+        tested = cfg.evaluation.test_on
+        log.info("run completed\n%s", summary(metrics, fit_s, tested, run_dir, places))
     return metrics[cfg.evaluation.monitor]
 
 
@@ -115,9 +124,10 @@ def fit_and_test(
     record: RunRecord,
     callbacks: list,
     checkpoint: Path | None,
-) -> tuple[dict[str, float], float]:
+) -> tuple[dict[str, float], float, dict[str, str]]:
     """Checks, builds, fits (from `checkpoint` if resumed), scores val and test with the
-    checkpoint `evaluation.test_on` names, and records it all; returns (metrics, fit seconds)."""
+    checkpoint `evaluation.test_on` names, and records it all, in metrics.json and every logger;
+    returns (metrics, fit seconds, where the loggers wrote)."""
     check_config(cfg)
     refuse_ddp_in_sweep(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -127,6 +137,34 @@ def fit_and_test(
     first = []  # the step this fit starts from: a resumed one trains the rest only
     at_start = LambdaCallback(on_train_start=lambda t, m: first.append(t.global_step))
     trainer = make_trainer(cfg, run_dir, datamodule, callbacks=[*callbacks, at_start])
+    failed = True
+    try:
+        metrics, fit_s = fit_and_score(cfg, trainer, module, datamodule, checkpoint)
+        steps = trainer.global_step - (first[0] if first else 0)
+        images = steps * trainer.accumulate_grad_batches * datamodule.batch_size
+        images *= datamodule.tuple_size
+        record.update(
+            metrics=metrics,
+            threshold=metrics["test/threshold"],  # τ of the tested checkpoint, chosen on val
+            checkpoint=cfg.evaluation.test_on,
+            # training with its validation epochs and checkpoints; this part's alone if resumed
+            times={"fit_s": fit_s},
+            throughput={"fit_images_per_s": images * trainer.world_size / fit_s},
+        )
+        choices = record.data["choices"] | {"seed": cfg.seed, "name": cfg.name}
+        final = {k: v for k, v in metrics.items() if k.startswith("test/")}
+        log_final(trainer.loggers, choices, final, set(trainer.logged_metrics), trainer.global_step)
+        failed = False
+    finally:
+        close_loggers(trainer.loggers, failed)
+    return metrics, fit_s, logger_places(trainer.loggers)
+
+
+def fit_and_score(
+    cfg: DictConfig, trainer: pl.Trainer, module, datamodule, checkpoint: Path | None
+) -> tuple[dict[str, float], float]:
+    """The untrained encoder's test P@1, the fit (from `checkpoint` if resumed), then val and
+    test scored with the tested checkpoint: (metrics, fit seconds)."""
     untrained, _ = score_split(
         module,
         datamodule.splits["test"],
@@ -137,27 +175,11 @@ def fit_and_test(
     start = time.time()
     trainer.fit(module, datamodule, ckpt_path=checkpoint)
     fit_s = time.time() - start
-    ckpt = cfg.evaluation.test_on
+    ckpt = tested_checkpoint(trainer, cfg.evaluation.test_on)
     (val,) = trainer.validate(module, datamodule, ckpt_path=ckpt, verbose=False)
     (test,) = trainer.test(module, datamodule, ckpt_path=ckpt, verbose=False)
     metrics = {k: float(v) for k, v in (val | test).items()}
     metrics["test/p_at_1_untrained"] = untrained["p_at_1"]
-    steps = trainer.global_step - (first[0] if first else 0)
-    images = steps * trainer.accumulate_grad_batches * datamodule.batch_size
-    images *= datamodule.tuple_size
-    record.update(
-        metrics=metrics,
-        threshold=metrics["test/threshold"],  # τ of the tested checkpoint, chosen on val
-        checkpoint=ckpt,
-        # training with its validation epochs and checkpoints; this part's alone if resumed
-        times={"fit_s": fit_s},
-        throughput={"fit_images_per_s": images * trainer.world_size / fit_s},
-    )
-    if trainer.logger:  # TensorBoard's hparams tab: each run's choices beside its results
-        choices = record.data["choices"] | {"seed": cfg.seed, "name": cfg.name}
-        final = {k: v for k, v in metrics.items() if k.startswith("test/")}
-        trainer.logger.log_hyperparams(choices, metrics=final)
-        trainer.logger.finalize("success")  # test() closed it; this write must reach disk
     return metrics, fit_s
 
 

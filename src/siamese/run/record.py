@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from siamese.core.atomic import atomic_write_json, remove_temporaries
+from siamese.core.errors import UserError
 
 METRICS_FILE = "metrics.json"
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
@@ -25,7 +26,7 @@ MISSING = "missing"  # readers only: no record, an unreadable one, or a run that
 MESSAGE_CHARS = 300  # a traceback-sized message would swamp a report's list
 
 
-class RunFolderError(FileExistsError):
+class RunFolderError(UserError, FileExistsError):
     """The folder holds another run (or an unreadable record): nothing in it was touched."""
 
 

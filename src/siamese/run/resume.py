@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 
 def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     """A resumed run's config: the one saved in its folder. Overrides other than resume= and the
-    device choice (trainer=, trainer.*) and the speed options (speed.*) would make it another run:
-    refused, named."""
+    device choice (trainer=, trainer.*), the speed options (speed.*) and what the run prints
+    (extras.*) would make it another run: refused, named."""
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         raise ConfigValueError(f"resume={run_dir}: {saved_path} does not exist, nothing to resume")
@@ -26,7 +26,7 @@ def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
         raise ConfigValueError(
             f"resume={run_dir} continues that run with its own config: {' '.join(overrides)} "
             f"cannot change it (only the device may: trainer=, trainer.{{{','.join(DEVICE_KEYS)}}}, "
-            "speed.*); "
+            "speed.*, extras.*); "
             "start a new run instead"
         )
     saved = OmegaConf.load(saved_path)
@@ -39,6 +39,7 @@ def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     for key in cfg.speed:  # how fast, not what: this command line's choice
         if f"speed.{key}" in given:
             saved.speed[key] = cfg.speed[key]
+    saved.extras = cfg.extras  # what it prints, not what it trains: this command line's
     saved.resume, saved.trust = cfg.resume, cfg.trust
     return saved
 
@@ -49,8 +50,8 @@ DEVICE_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
 def _allowed_on_resume(override: str) -> bool:
     key = override_key(override)
     device = key.removeprefix("trainer.") in DEVICE_KEYS
-    speed = key.startswith("speed.")
-    return key in ("resume", "trust", "trainer") or device or speed or key.startswith("hydra")
+    how = key.startswith(("speed.", "extras."))
+    return key in ("resume", "trust", "trainer") or device or how or key.startswith("hydra")
 
 
 def completed_metric(run_dir: Path, monitor: str) -> float | None:

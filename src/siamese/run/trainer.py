@@ -1,11 +1,11 @@
-"""The trainer of a run: its logger and dashboards, best/last checkpoints, the divergence guard,
+"""The trainer of a run: its loggers and dashboards, best/last checkpoints, the divergence guard,
 the val/test scoring, and the config in every checkpoint."""
 
 from dataclasses import fields
 from pathlib import Path
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from siamese.core.errors import ArgumentError
@@ -15,6 +15,7 @@ from siamese.metrics.callback import Dashboards, SplitScores
 from siamese.run.build import build_node, build_scorer
 from siamese.run.checkpoint import CheckpointFiles, ConfigInCheckpoint
 from siamese.run.guards import DivergenceGuard
+from siamese.run.loggers import build_loggers
 
 DASHBOARD_KEYS = frozenset(f.name for f in fields(Dashboards) if f.name != "splits")
 
@@ -27,15 +28,11 @@ def make_trainer(
 ) -> pl.Trainer:
     """The trainer of a run in `run_dir`: best/last checkpoints, the config in each of them, and
     the val/test scoring (and dashboards) on the data module's fixed pairs and splits."""
-    logger, pictures = False, None
-    if cfg.logger:
-        # the dashboards' switches are no arguments of the logger
-        node = OmegaConf.to_container(cfg.logger, resolve=True)
-        switches = {k: node.pop(k) for k in DASHBOARD_KEYS if k in node}
-        logger = build_node(node, "logger", save_dir=str(run_dir))
-        pictures = Dashboards(datamodule.splits, **switches)
+    loggers, switches = build_loggers(cfg.logger, run_dir, DASHBOARD_KEYS)
+    pictures = None if switches is None else Dashboards(datamodule.splits, **switches)
     folder = run_dir / "checkpoints"
-    # fixed names (a resumed run overwrites them, no best-v1.ckpt), written atomically
+    # fixed names (a resumed run overwrites them, no best-v1.ckpt), written atomically; the
+    # first checkpoint callback, so trainer.checkpoint_callback is this one (tested_checkpoint)
     best = ModelCheckpoint(
         dirpath=folder,
         filename="best",
@@ -64,7 +61,7 @@ def make_trainer(
     return build_node(
         cfg.trainer,
         "trainer",
-        logger=logger,
+        logger=loggers or False,
         default_root_dir=str(run_dir),
         plugins=[CheckpointFiles(trust=cfg.trust)],
         callbacks=[
@@ -77,3 +74,9 @@ def make_trainer(
             *callbacks,
         ],
     )
+
+
+def tested_checkpoint(trainer: pl.Trainer, test_on: str) -> str:
+    """The checkpoint `evaluation.test_on` names: best.ckpt by the path its own callback kept (asked
+    for "best", Lightning would warn that there are two checkpoint callbacks), or "last"."""
+    return trainer.checkpoint_callback.best_model_path if test_on == "best" else test_on

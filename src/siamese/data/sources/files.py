@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from siamese.core.errors import at_least, positive
+from siamese.core.errors import DataError, at_least, positive
 from siamese.data.decode import Decoded, decode_cached
 from siamese.data.imageset import FREE, SPLIT_CODES, ImageSet
 from siamese.data.lazy import LazyImages
@@ -127,7 +127,7 @@ class DecodedSource:
         more = len(decoded.bad) - SHOWN
         shown += f"\n  ... and {more} more" if more > 0 else ""
         if not self.skip_bad:
-            raise ValueError(
+            raise DataError(
                 f"{len(decoded.bad)} unreadable image(s) in {found.what}:\n  {shown}\n"
                 "Replace or delete them, or set data.skip_bad=true to skip and count them."
             )
@@ -156,7 +156,7 @@ def _usable(found: Listing, good: list[bool]) -> tuple[list[Entry], list[str], l
         )
     names = sorted(k for k, v in counts.items() if v >= 2)
     if len(names) < 2:
-        raise ValueError(
+        raise DataError(
             f"{found.what} has {len(names)} usable class(es) {names}; at least 2 classes with 2 or "
             "more readable images each are needed"
         )
@@ -169,7 +169,7 @@ def _check_given_splits(final: list[Entry], what: str) -> None:
     for name, code in SPLIT_CODES.items():
         held = sorted({e.label for e in final if e.split == code})
         if 0 < len(held) < 2:
-            raise ValueError(
+            raise DataError(
                 f"{what}: split {name!r} is given {len(held)} class {held}; a split needs at "
                 "least 2 classes (give it more classes, or leave its rows' split empty)"
             )

@@ -5,7 +5,7 @@ import logging
 import os
 from pathlib import Path
 
-from siamese.core.errors import ArgumentError, at_least
+from siamese.core.errors import ArgumentError, DataError, at_least
 from siamese.data.images import IMAGE_SUFFIXES, suffixes_named
 from siamese.data.sources.files import DecodedSource, Entry, Listing
 
@@ -54,7 +54,7 @@ class ImageFolder(DecodedSource):
                     else:
                         ignored.append(p)
         if not entries:
-            raise ValueError(
+            raise DataError(
                 f"folder {str(root)!r} holds no images in class folders: expected "
                 f"{self._layout()} with {suffixes_named()}"
                 + (f"; found only {_examples(ignored, root)}" if ignored else "")
@@ -96,7 +96,7 @@ class ImageFolder(DecodedSource):
                 subfolders = [p for p in visible if p.is_dir()]
                 images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
                 if images and not subfolders:
-                    raise ValueError(self._too_shallow(folder, depth, images[0]))
+                    raise DataError(self._too_shallow(folder, depth, images[0]))
                 above += files
                 below += subfolders
             level = below

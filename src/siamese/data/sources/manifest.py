@@ -4,7 +4,7 @@
 import csv
 from pathlib import Path
 
-from siamese.core.errors import ArgumentError
+from siamese.core.errors import ArgumentError, DataError, MissingFileError
 from siamese.data.imageset import FREE, SPLIT_CODES
 from siamese.data.sources.files import DecodedSource, Entry, Listing
 
@@ -46,7 +46,7 @@ class CSVManifest(DecodedSource):
             header = [h.strip().lower() for h in (reader.fieldnames or [])]
             need = [c for c in ("path", "label") if c not in header]
             if need:
-                raise ValueError(
+                raise DataError(
                     f"{m}, line 1: the header {reader.fieldnames} lacks column(s) {need}; the "
                     "first line must name the columns: path,label[,split]"
                 )
@@ -58,10 +58,10 @@ class CSVManifest(DecodedSource):
                 if not path and not label and not (row.get("split") or "").strip():
                     continue  # a blank line
                 if not path or not label:
-                    raise ValueError(f"{where}: empty path or label ({row})")
+                    raise DataError(f"{where}: empty path or label ({row})")
                 split = (row.get("split") or "").strip().lower()
                 if split and split not in SPLIT_CODES:
-                    raise ValueError(
+                    raise DataError(
                         f"{where}: unknown split {split!r}; use one of {list(SPLIT_CODES)} "
                         "or leave it empty"
                     )
@@ -75,12 +75,12 @@ class CSVManifest(DecodedSource):
         if missing:
             shown = "\n  ".join(missing[:10])
             more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{len(missing)} file(s) named in {m} do not exist (paths are relative to "
                 f"{base}):\n  {shown}{more}"
             )
         if not entries:
-            raise ValueError(f"manifest {str(m)!r} lists no images")
+            raise DataError(f"manifest {str(m)!r} lists no images")
         if has_roles:
             _check_roles(entries, m)
         return Listing(entries, base, m.stem, f"manifest {str(m)!r}")
@@ -90,7 +90,7 @@ def _role_columns(header: list[str], manifest: Path) -> bool:
     given = [c for c in ROLES if c in header]
     if len(given) == 1:
         missing = next(c for c in ROLES if c not in given)
-        raise ValueError(
+        raise DataError(
             f"{manifest}, line 1: the header has {given[0]} but not {missing}; give both "
             "columns (query/gallery evaluation of the test split) or neither"
         )
@@ -102,12 +102,12 @@ def _roles(row: dict, split: str, where: str) -> tuple[bool, bool]:
     for column in ROLES:
         value = (row.get(column) or "").strip().lower()
         if value not in TRUE + FALSE:
-            raise ValueError(
+            raise DataError(
                 f"{where}: {column} is {value!r}; use 1/0, true/false, yes/no or leave it empty"
             )
         values.append(value in TRUE)
     if any(values) and split != "test":
-        raise ValueError(
+        raise DataError(
             f"{where}: is_query/is_gallery mark samples of the test split, this row's split is "
             f"{split or 'empty'!r}: give it split test, or leave its roles empty"
         )
@@ -121,7 +121,7 @@ def _check_roles(entries: list[Entry], manifest: Path) -> None:
     for e in entries:
         gallery[e.label] = gallery.get(e.label, 0) + e.roles[1]
     if not any(e.roles[0] and gallery.get(e.label, 0) > e.roles[1] for e in entries):
-        raise ValueError(
+        raise DataError(
             f"{manifest}: no is_query row has an is_gallery row of its label (another row): "
             "mark the test split's queries and gallery with 1 in those columns"
         )

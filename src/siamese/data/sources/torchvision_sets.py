@@ -16,13 +16,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from siamese.core.errors import one_of
+from siamese.core.errors import MissingFileError, UserError, one_of
 from siamese.data.decode import cache_root
 from siamese.data.images import convert_image
 from siamese.data.imageset import FREE, SPLIT_CODES, ImageSet
 from siamese.data.sources.files import DecodedSource, Entry, Listing
 
 log = logging.getLogger(__name__)
+
+
+class DownloadError(UserError, RuntimeError):
+    """The download failed or left broken files; the message lists the files expected where."""
+
 
 _IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 _IDX += ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -69,7 +74,7 @@ class TorchvisionDataset(DecodedSource):
     def __call__(self, *, image_size: int, channels: int = 3, resize: str = "stretch") -> ImageSet:
         missing = self.missing()
         if missing and not self.download:
-            raise FileNotFoundError(self._missing_message(missing, "data.download=false"))
+            raise MissingFileError(self._missing_message(missing, "data.download=false"))
         if missing:
             self._fetch()
         if self.name == "Omniglot":  # image files: decoded and cached like a folder
@@ -94,7 +99,7 @@ class TorchvisionDataset(DecodedSource):
         try:
             _preflight(_first_url(cls), self.timeout_s)
         except OSError as err:
-            raise RuntimeError(
+            raise DownloadError(
                 self._missing_message(self.missing(), f"the download failed: {err}")
             ) from err
         previous = socket.getdefaulttimeout()
@@ -111,7 +116,7 @@ class TorchvisionDataset(DecodedSource):
                     cls(str(self.root), train=train, download=True)
         except Exception as err:
             _remove_new(self.root, before)
-            raise RuntimeError(
+            raise DownloadError(
                 self._missing_message(self.missing(), f"the download failed: {err}")
                 + "\nNothing half-written was left behind."
             ) from err
@@ -130,7 +135,7 @@ class TorchvisionDataset(DecodedSource):
                 else:
                     ds = cls(str(self.root), train=official == "train", download=False)
             except RuntimeError as err:  # present but failing torchvision's checksum
-                raise RuntimeError(
+                raise DownloadError(
                     f"{self.name} files in {self.root} are incomplete or corrupted ({err}); "
                     f"delete {', '.join(EXPECTED[self.name])} there and download again"
                 ) from err
@@ -178,7 +183,7 @@ class TorchvisionDataset(DecodedSource):
                 label = f"{png.parent.parent.name}/{png.parent.name}"  # alphabet/character
                 entries.append(Entry(png, label, code))
         if not entries:
-            raise FileNotFoundError(self._missing_message(self.missing(), "no PNG files found"))
+            raise MissingFileError(self._missing_message(self.missing(), "no PNG files found"))
         return Listing(entries, base, "omniglot", f"Omniglot in {base}")
 
 
