@@ -25,6 +25,7 @@ STAGES = [
     "evaluate",
     "verify",
     "search",
+    "benchmark",
     "report",
     "compare",
     "commands",  # the __main__ of a package: what a user runs, free to use every stage

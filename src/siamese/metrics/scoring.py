@@ -14,6 +14,7 @@ from siamese.metrics import (
     retrieval_metrics,
     verification_metrics,
 )
+from siamese.metrics.oneshot import within_group_accuracies
 
 
 @dataclass
@@ -55,10 +56,12 @@ class Scorer:
         pairs: Tensor,
         threshold: float | None = None,
         fmr_thresholds: dict[float, float] | None = None,
+        class_names: list[str] | None = None,
     ) -> dict[str, float]:
         """Verification on the fixed `pairs`, at `threshold` if given (τ from val, applied to
         test) or at the best-accuracy τ of these pairs, and FNMR at each FMR target (its τ chosen
-        here, or given); retrieval and one-shot on all embeddings."""
+        here, or given); retrieval and one-shot on all embeddings, and one-shot within groups
+        when every one of the split's `class_names` has one (`alphabet/character`)."""
         embeddings = embeddings.float()
         d, same = self.pair_distances(embeddings, labels, pairs)
         out = verification_metrics(d, same, threshold)
@@ -72,6 +75,16 @@ class Scorer:
                 out[f"one_shot_{n}way"] = one_shot_accuracy(
                     embeddings, labels, n, self.one_shot_trials, g, self.distance
                 )
+        if class_names is not None:
+            out |= within_group_accuracies(
+                embeddings,
+                labels,
+                class_names,
+                self.one_shot_ways,
+                self.one_shot_trials,
+                self.seed,
+                self.distance,
+            )
         return out
 
 
@@ -101,4 +114,5 @@ def score_split(
     """A module's metrics on a split outside a Lightning loop (a checkpoint, an untrained
     encoder), and the embeddings they came from; Lightning's loops feed `scorer` the same way."""
     embeddings, labels = embed_split(module, data, batch_size)
-    return scorer(embeddings, labels, pairs, threshold, fmr_thresholds), embeddings
+    metrics = scorer(embeddings, labels, pairs, threshold, fmr_thresholds, data.class_names)
+    return metrics, embeddings

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from siamese.core.atomic import AtomicCheckpointIO
 from siamese.core.errors import ArgumentError
@@ -58,10 +58,11 @@ def make_trainer(
         guard = DivergenceGuard(cfg.guard.max_loss, cfg.guard.max_weight_norm)
     except ArgumentError as err:
         raise err.at("guard") from err
+    names = {s: d.class_names for s, d in datamodule.splits.items()}
     scores = SplitScores(
-        build_scorer(cfg), datamodule.pairs, run_dir / "test_embeddings.pt", pictures
+        build_scorer(cfg), datamodule.pairs, run_dir / "test_embeddings.pt", pictures, names
     )
-    names = datamodule.splits["train"].class_names
+    callbacks = [*callbacks, *early_stopping(cfg.evaluation)]
     return build_node(
         cfg.trainer,
         "trainer",
@@ -74,7 +75,16 @@ def make_trainer(
             guard,
             best,
             every,
-            ConfigInCheckpoint(cfg, names),
+            ConfigInCheckpoint(cfg, names["train"]),
             *callbacks,
         ],
     )
+
+
+def early_stopping(evaluation: DictConfig) -> list[Callback]:
+    """The stopping rule besides trainer.max_epochs/max_steps: training stops once
+    `evaluation.patience` validations in a row have not improved `evaluation.monitor`; none
+    when it is null (its range is checked with the config: checks.RULES)."""
+    if evaluation.patience is None:
+        return []
+    return [EarlyStopping(evaluation.monitor, patience=evaluation.patience, mode=evaluation.mode)]
