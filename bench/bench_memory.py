@@ -8,9 +8,12 @@ Every variant runs `bench/bench_step.py --threads 1` (the loop, Lightning and ba
 same batches) in a fresh process; the variants alternate over --rounds, rotating their order,
 and the CPU times come from the kernel's accounting of each child (what /usr/bin/time reports).
 Variants: plain (`speed.keep_freed_memory=false`: glibc's own thresholds), keep (`true`, the
-default), and with --jemalloc PATH the plain one under jemalloc (`LD_PRELOAD=PATH`, decay off)
-for comparison. sys time is the kernel's: unmapping freed activations and zero-filling them
-again at the next step is where the plain step spends it.
+default); with --each the plain one with keep's settings through glibc's environment variables,
+read when the process starts (env: both; mmap: MALLOC_MMAP_THRESHOLD_ alone; trim:
+MALLOC_TRIM_THRESHOLD_ alone); with
+--jemalloc PATH the plain one under jemalloc (`LD_PRELOAD=PATH`, decay off) for comparison.
+sys time is the kernel's: unmapping freed activations and zero-filling them again at the next
+step is where the plain step spends it. Steps/s: the best round; CPU times: the mean of rounds.
 """
 
 import argparse
@@ -19,6 +22,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from siamese.core.memory import MMAP_THRESHOLD, TRIM_THRESHOLD
 
 STEP = Path(__file__).resolve().parent / "bench_step.py"
 JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
@@ -49,6 +54,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--jemalloc", default=None, help="path of libjemalloc.so.2 (optional)")
+    p.add_argument("--each", action="store_true", help="also each of keep's settings alone")
     p.add_argument("--json", action="store_true")
     p.add_argument("overrides", nargs="*", default=["data.image_size=64"])
     args = p.parse_args()
@@ -56,6 +62,11 @@ def main() -> None:
         "plain": (["speed.keep_freed_memory=false"], {}),
         "keep": (["speed.keep_freed_memory=true"], {}),
     }
+    plain = ["speed.keep_freed_memory=false"]
+    if args.each:
+        mmap = {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
+        trim = {"MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
+        variants |= {"env": (plain, mmap | trim), "mmap": (plain, mmap), "trim": (plain, trim)}
     if args.jemalloc:
         env = {"LD_PRELOAD": args.jemalloc, "MALLOC_CONF": JEMALLOC_CONF}
         variants["jemalloc"] = (["speed.keep_freed_memory=false"], env)
@@ -65,7 +76,11 @@ def main() -> None:
         for name in names:
             extra, env = variants[name]
             runs[name].append(run_child([*args.overrides, *extra], args, env))
-    best = {name: max(r, key=lambda x: x["steps_per_s"]["loop"]) for name, r in runs.items()}
+    best = {}
+    for name, rounds in runs.items():
+        best[name] = max(rounds, key=lambda x: x["steps_per_s"]["loop"]) | {
+            k: sum(r[k] for r in rounds) / len(rounds) for k in ("user_s", "sys_s", "max_rss_mib")
+        }
     base = best["plain"]["steps_per_s"]
     for r in best.values():
         r["x_plain"] = {k: v / base[k] for k, v in r["steps_per_s"].items()}
