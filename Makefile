@@ -5,12 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 SWEEP ?=
+CKPT ?=
+RUNS ?=
 
 .DEFAULT_GOAL := help
 PORT ?= 6006
 LOGDIR ?= outputs
 
-.PHONY: help install train test test-fast lint format clean sweep sweep-quick report tensorboard bench bench-gpu
+.PHONY: help install train test test-fast lint format clean sweep sweep-quick report tensorboard bench bench-gpu benchmark-omniglot
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +49,7 @@ tensorboard: $(STAMP)  ## TensorBoard over every run under outputs/, on 127.0.0.
 bench: $(STAMP)  ## CPU benchmarks, each a ratio against its baseline in the same run (bench/RESULTS.md)
 	$(PY) bench/bench_step.py --steps 40 --warmup 10 --repeat 4
 	$(PY) bench/bench_step.py --threads 1 debug=tiny
+	$(PY) bench/bench_memory.py data.image_size=64
 	$(PY) bench/bench_speed.py --steps 40 --warmup 10 --repeat 3
 	$(PY) bench/bench_startup.py --repeat 3
 	$(PY) bench/bench_retrieval.py --sizes 10000 100000
@@ -54,6 +57,9 @@ bench: $(STAMP)  ## CPU benchmarks, each a ratio against its baseline in the sam
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_guard.py --steps 0 --reps 50
 	$(PY) bench/bench_sweep.py
+
+benchmark-omniglot: $(STAMP)  ## error on the 20 official Omniglot runs of CKPT=... (RUNS=dir or zip; default: cache)
+	$(PY) -m siamese.benchmark omniglot ckpt_path=$(CKPT) $(if $(RUNS),runs=$(RUNS))
 
 bench-gpu: $(STAMP)  ## the same on one GPU: step, retrieval at 1M, jobs per GPU on the real grid
 	$(PY) bench/bench_step.py trainer=gpu

@@ -71,3 +71,46 @@ def fake_mnist(root, n_train=20, n_test=10):
         _idx(raw / f"{prefix}-labels-idx1-ubyte", y)
         arrays[prefix] = (x.astype(np.uint8), y)
     return arrays
+
+
+def grey(path, level: int, size: int = 8) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (size, size), level).save(path)
+
+
+# A hand-made archive of the official Omniglot runs' layout (runXX/class_labels.txt, training/,
+# test/), with a known answer under a model that embeds an image as its mean grey level.
+CLASS_LEVELS = {1: 10, 2: 80, 3: 150, 4: 220}  # each training image: one grey level
+IN_ORDER = [(i, i) for i in range(1, 5)]  # (test item, its class), as the official files list them
+OFFICIAL_RUNS = {
+    # run01: every item nearest its own class: 0% error
+    "run01": (IN_ORDER, {1: 15, 2: 85, 3: 155, 4: 225}),
+    # run02: item03 (class03) is nearer class02's level: 1 of 4 wrong, 25%
+    "run02": (IN_ORDER, {1: 15, 2: 85, 3: 110, 4: 225}),
+    # run03: its lines out of order: the script sorts the test files but not the answers, so
+    # item01 is checked against class02 and item02 against class01: 2 of 4 wrong, 50%
+    "run03": ([(2, 2), (1, 1), (3, 3), (4, 4)], {1: 15, 2: 85, 3: 155, 4: 225}),
+}
+OFFICIAL_RUNS_ERRORS = {"run01": 0.0, "run02": 25.0, "run03": 50.0}  # mean 25%
+
+
+def write_official_runs(root) -> None:
+    for run, (lines, item_levels) in OFFICIAL_RUNS.items():
+        for c, level in CLASS_LEVELS.items():
+            grey(root / run / "training" / f"class{c:02d}.png", level)
+        for i, level in item_levels.items():
+            grey(root / run / "test" / f"item{i:02d}.png", level)
+        text = [f"{run}/test/item{i:02d}.png {run}/training/class{c:02d}.png" for i, c in lines]
+        (root / run / "class_labels.txt").write_text("\n".join(text) + "\n")
+
+
+def official_runs_archive(path) -> None:
+    """The hand-made runs zipped as the repository's all_runs.zip is (run01/... at its top)."""
+    import zipfile
+
+    runs = path.parent / f"{path.stem}_files"
+    write_official_runs(runs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as z:
+        for file in sorted(runs.rglob("*")):
+            z.write(file, file.relative_to(runs))

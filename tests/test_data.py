@@ -14,6 +14,7 @@ SMALL = SyntheticGlyphs(num_classes=12, samples_per_class=6)
 
 def make_datamodule(sampler=PairSampler, seed=0, **kwargs) -> SiameseDataModule:
     kwargs.setdefault("split", SPLIT)
+    kwargs.setdefault("steps_per_epoch", 100)
     dm = SiameseDataModule(
         source=SMALL,
         sampler=sampler(),

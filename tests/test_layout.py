@@ -29,6 +29,7 @@ STAGES = [
     "search",
     "index",
     "serve",
+    "benchmark",
     "report",
     "compare",
     "cli",  # imports a command's module only when it is chosen

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from siamese.data.sources.synthetic import SyntheticGlyphs
-from tests.helpers import ROOT, TINY, fake_mnist, write_glyph_folder
+from tests.helpers import ROOT, TINY, fake_mnist, official_runs_archive, write_glyph_folder
 
 pytestmark = pytest.mark.slow
 README = (ROOT / "README.md").read_text()
@@ -49,7 +49,7 @@ def split(line: str) -> tuple[list[str], str | None]:
 
 
 def test_readme_shows_the_commands():
-    assert len(TRAIN) >= 5 and len(TOOLS) == 12
+    assert len(TRAIN) >= 5 and len(TOOLS) == 13
     assert "make train" in README and "make test" in README
 
 
@@ -161,6 +161,17 @@ def test_readme_search_finds_the_query_itself_first(trained_run):
     assert rows[0][2].endswith("images/00.png") and float(rows[0][1]) == pytest.approx(0, abs=1e-3)
     distances = [float(r[1]) for r in rows]
     assert distances == sorted(distances)
+
+
+def test_readme_benchmark_scores_the_official_runs_in_the_cache(trained_run, tmp_path):
+    official_runs_archive(tmp_path / "cache" / "omniglot" / "all_runs.zip")  # 3 hand-made runs
+    line = next(t for t in TOOLS if "siamese.benchmark" in t)
+    args, _ = split(line.replace("$RUN", str(trained_run)))
+    env = {**os.environ, "SIAMESE_CACHE": str(tmp_path / "cache")}
+    proc = run(args, cwd=trained_run, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert " run03 (error " in proc.stdout and "over 3 runs" in proc.stdout
+    assert (trained_run / "checkpoints" / "benchmark_omniglot.json").is_file()
 
 
 @pytest.mark.parametrize(

@@ -413,7 +413,7 @@ def test_a_failed_download_removes_its_partial_files(tmp_path, monkeypatch):
         (Path(download_root) / filename).write_bytes(b"half a file")
         raise URLError("connection reset")
 
-    monkeypatch.setattr(tvdata, "_preflight", lambda url, timeout: None)
+    monkeypatch.setattr(tvdata, "preflight", lambda url, timeout: None)
     monkeypatch.setattr(mnist, "download_and_extract_archive", partial)
     with pytest.raises(RuntimeError, match="download failed"):
         TorchvisionDataset("MNIST", tmp_path, download=True)(image_size=32)
@@ -516,7 +516,7 @@ def test_folder_through_the_data_module_equals_the_glyph_source(tmp_path, glyphs
 
     write_glyph_folder(glyphs, tmp_path / "png")
     modules = [
-        SiameseDataModule(source, 16, SPLIT, channels=3, eval_pairs=50)
+        SiameseDataModule(source, 16, SPLIT, None, channels=3, eval_pairs=50)
         for source in (lambda **decode: glyphs, ImageFolder(tmp_path / "png"))
     ]
     for m in modules:

@@ -50,6 +50,7 @@ RULES: dict[str, Rule] = {
     "checkpoint.every_n_steps": positive,
     "evaluation.mode": partial(one_of, allowed=("max", "min")),
     "evaluation.test_on": partial(one_of, allowed=("best", "last")),
+    "evaluation.patience": positive,
     "speed.compile_mode": partial(one_of, allowed=COMPILE_MODES),
 }
 

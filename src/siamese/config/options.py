@@ -35,7 +35,7 @@ class DataModuleConf(Target):
     resize: str = MISSING
     batch_size: int = MISSING
     images_per_step: int | None = MISSING
-    steps_per_epoch: int = MISSING
+    steps_per_epoch: int | None = MISSING
     eval_batch_size: int = MISSING
     eval_pairs: int = MISSING
     split: SplitConf = MISSING

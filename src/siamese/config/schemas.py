@@ -123,6 +123,7 @@ class EvaluationConf:
     fmr_targets: list[float] = MISSING
     monitor: str = MISSING
     mode: str = MISSING
+    patience: int | None = MISSING
     test_on: str = MISSING
 
 
@@ -136,6 +137,7 @@ class SpeedConf:
     channels_last: bool = MISSING
     compile: bool = MISSING
     compile_mode: str = MISSING
+    keep_freed_memory: bool = MISSING
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The LightningDataModule: one in-memory data set, split, and batches of sampled index tuples."""
 
+import logging
 from dataclasses import replace
 from typing import Protocol
 
@@ -15,6 +16,8 @@ from siamese.data.imageset import ImageSet, pixel_stats
 from siamese.data.samplers import PairSampler, Sampler
 from siamese.data.splits import SPLITS, check_split_options, split_indices
 
+log = logging.getLogger(__name__)
+
 
 class ImageSource(Protocol):
     """A data option's source (`data.source._target_`): the whole data set, decoded as asked."""
@@ -28,18 +31,19 @@ class SiameseDataModule(pl.LightningDataModule):
     """`source(channels=, image_size=, resize=)` gives the whole data set as an `ImageSet`; it is
     split (by class unless `split_by="samples"`), the `sampler` is bound to the training split, and
     batches of its index tuples are gathered from it. `batch_size` counts tuples, or
-    `images_per_step` images shared out into tuples; fixed val/test pairs come from `split_seed`."""
+    `images_per_step` images shared out into tuples; fixed val/test pairs come from `split_seed`.
+    An epoch is `steps_per_epoch` steps, or (None) one pass over the training images."""
 
     def __init__(
         self,
         source: ImageSource,
         image_size: int,
         split: dict[str, float],
+        steps_per_epoch: int | None,
         channels: int = 3,
         resize: str = "stretch",
         batch_size: int = 64,
         images_per_step: int | None = None,
-        steps_per_epoch: int = 100,
         eval_batch_size: int = 512,
         eval_pairs: int = 2000,
         split_by: str = "classes",
@@ -52,10 +56,11 @@ class SiameseDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         check_decode_options(channels, image_size, resize)
-        for name in ("batch_size", "steps_per_epoch", "eval_batch_size", "eval_pairs"):
+        for name in ("batch_size", "eval_batch_size", "eval_pairs"):
             at_least(name, locals()[name], 1)
-        if images_per_step is not None:
-            at_least("images_per_step", images_per_step, 1)
+        for name in ("images_per_step", "steps_per_epoch"):
+            if locals()[name] is not None:
+                at_least(name, locals()[name], 1)
         at_least("loader_workers", loader_workers, 0)
         split = dict(split)
         check_split_options(split, split_by, folds, fold)
@@ -140,8 +145,25 @@ class SiameseDataModule(pl.LightningDataModule):
         """Per-channel mean and std of the training images (in [0, 1])."""
         return pixel_stats(self.splits["train"].images)
 
+    def train_steps(self, world_size: int = 1) -> int:
+        """Steps per epoch: `steps_per_epoch`, or as many as one pass over the training images
+        takes, shared out among `world_size` processes (each DDP rank draws its own batches)."""
+        if self.steps_per_epoch is not None:
+            return self.steps_per_epoch
+        images = self.batch_size * self.tuple_size * world_size
+        return -(-len(self.splits["train"]) // images)
+
     def train_dataloader(self) -> DataLoader:
-        batches = SampledBatches(self.sampler, self.batch_size, self.steps_per_epoch, self.seed)
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        steps = self.train_steps(world_size)
+        if self.steps_per_epoch is None:
+            log.info(
+                "an epoch: %d steps of %d images, a pass over the %d training images",
+                steps,
+                self.batch_size * self.tuple_size * world_size,
+                len(self.splits["train"]),
+            )
+        batches = SampledBatches(self.sampler, self.batch_size, steps, self.seed)
         train = self.splits["train"]
         # streamed images are decoded in worker processes; in memory a gather needs none
         workers = self.loader_workers if train.streaming else 0

@@ -132,7 +132,9 @@ class TripletSampler(Sampler):
 
 
 class PKSampler(Sampler):
-    """Class-balanced batches for online mining: P classes × K samples each (batch size P·K)."""
+    """Class-balanced batches for online mining: P classes × K samples each (batch size P·K).
+    A split with fewer than P classes gives each class several groups of K in a batch (every
+    class once before any twice), so a batch size fits whatever the number of classes."""
 
     tuple_size = 1
 
@@ -144,7 +146,12 @@ class PKSampler(Sampler):
         k = self.samples_per_class
         p = batch_size // k
         g = self.generator
-        classes = torch.randperm(self.index.num_classes, generator=g, device=g.device)[:p]
+        n = self.index.num_classes
+        rounds = -(-p // n)  # more than one where the split has fewer than P classes
+        classes = torch.cat(
+            [torch.randperm(n, generator=g, device=g.device) for _ in range(rounds)]
+        )
+        classes = classes[:p]
         counts = self.index.counts[classes]
         # K distinct samples per class (with replacement only where a class has fewer than K);
         # the widest class, known at set-up, bounds the keys without reading counts on the host
@@ -162,10 +169,4 @@ class PKSampler(Sampler):
                 "batch_size",
                 f"={batch_size} must be a multiple of the sampler's samples_per_class="
                 f"{k} with at least 2 classes per batch",
-            )
-        if p > self.index.num_classes:
-            raise ArgumentError(
-                "batch_size",
-                f"={batch_size} asks for {p} classes per batch, "
-                f"the split has {self.index.num_classes}",
             )

@@ -58,7 +58,8 @@ class SplitScores(Callback):
     val chooses τ (kept in the module's `threshold` buffer, so every checkpoint carries it), test
     applies it unchanged (so do the τ of each false-match-rate target). `pairs` are the fixed
     val/test pairs, handed over at build time; `embeddings_path`, if given, receives the test
-    split's embeddings and labels; `dashboards` draws from the same embeddings."""
+    split's embeddings and labels; `dashboards` draws from the same embeddings; `class_names`
+    (per split) add the one-shot accuracy within groups of classes where the names have them."""
 
     def __init__(
         self,
@@ -66,9 +67,10 @@ class SplitScores(Callback):
         pairs: dict[str, Tensor],
         embeddings_path: Path | None = None,
         dashboards: Dashboards | None = None,
+        class_names: dict[str, list[str]] | None = None,
     ):
         self.scorer, self.pairs, self.embeddings_path = scorer, pairs, embeddings_path
-        self.dashboards = dashboards
+        self.dashboards, self.class_names = dashboards, class_names or {}
         self._collected: list[tuple[Tensor, Tensor]] = []
 
     def _collect(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
@@ -89,7 +91,7 @@ class SplitScores(Callback):
             return
         embeddings, labels = self._take()
         pairs = self.pairs["val"]
-        metrics = self.scorer(embeddings, labels, pairs)
+        metrics = self.scorer(embeddings, labels, pairs, class_names=self.class_names.get("val"))
         pl_module.threshold.fill_(metrics["threshold"])
         chosen = fmr_thresholds(metrics, self.scorer.fmr_targets)
         pl_module.fmr_thresholds.copy_(torch.tensor([chosen[t] for t in self.scorer.fmr_targets]))
@@ -101,8 +103,8 @@ class SplitScores(Callback):
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         embeddings, labels = self._take()
         pairs, tau = self.pairs["test"], float(pl_module.threshold)
-        fmr = pl_module.chosen_fmr_thresholds()
-        metrics = self.scorer(embeddings, labels, pairs, tau, fmr, self._roles(trainer))
+        fmr_taus, names = pl_module.chosen_fmr_thresholds(), self.class_names.get("test")
+        metrics = self.scorer(embeddings, labels, pairs, tau, fmr_taus, self._roles(trainer), names)
         pl_module.log_dict({f"test/{k}": v for k, v in metrics.items()})
         if self.embeddings_path is not None and trainer.is_global_zero:
             saved = {"embeddings": embeddings.float().cpu(), "labels": labels.cpu()}

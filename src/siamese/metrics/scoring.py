@@ -14,6 +14,7 @@ from siamese.metrics import (
     retrieval_metrics,
     verification_metrics,
 )
+from siamese.metrics.oneshot import within_group_accuracies
 from siamese.metrics.reid import reid_metrics
 
 
@@ -57,11 +58,13 @@ class Scorer:
         threshold: float | None = None,
         fmr_thresholds: dict[float, float] | None = None,
         roles: Tensor | None = None,
+        class_names: list[str] | None = None,
     ) -> dict[str, float]:
         """Verification on the fixed `pairs`, at `threshold` if given (τ from val, applied to
         test) or at the best-accuracy τ of these pairs, and FNMR at each FMR target (its τ chosen
         here, or given); retrieval and one-shot on all embeddings; with `roles` (N, 2) (is_query,
-        is_gallery) also the queries against the gallery: CMC@k for the recall ks, mAP."""
+        is_gallery) also the queries against the gallery: CMC@k for the recall ks, mAP; one-shot
+        within groups when every one of the split's `class_names` has one (`alphabet/character`)."""
         embeddings = embeddings.float()
         d, same = self.pair_distances(embeddings, labels, pairs)
         out = verification_metrics(d, same, threshold)
@@ -77,6 +80,16 @@ class Scorer:
                 )
         if roles is not None and bool(roles.any(0).all()):  # queries and a gallery
             out |= reid_metrics(embeddings, labels, *roles.T, self.recall_ks, self.distance)
+        if class_names is not None:
+            out |= within_group_accuracies(
+                embeddings,
+                labels,
+                class_names,
+                self.one_shot_ways,
+                self.one_shot_trials,
+                self.seed,
+                self.distance,
+            )
         return out
 
 
@@ -106,4 +119,7 @@ def score_split(
     """A module's metrics on a split outside a Lightning loop (a checkpoint, an untrained
     encoder), and the embeddings they came from; Lightning's loops feed `scorer` the same way."""
     embeddings, labels = embed_split(module, data, batch_size)
-    return scorer(embeddings, labels, pairs, threshold, fmr_thresholds, data.roles), embeddings
+    metrics = scorer(
+        embeddings, labels, pairs, threshold, fmr_thresholds, data.roles, data.class_names
+    )
+    return metrics, embeddings

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from siamese.core.errors import ArgumentError
 from siamese.data.batches import DataOnDevice
@@ -54,10 +54,11 @@ def make_trainer(
         guard = DivergenceGuard(cfg.guard.max_loss, cfg.guard.max_weight_norm)
     except ArgumentError as err:
         raise err.at("guard") from err
+    names = {s: d.class_names for s, d in datamodule.splits.items()}
     scores = SplitScores(
-        build_scorer(cfg), datamodule.pairs, run_dir / "test_embeddings.pt", pictures
+        build_scorer(cfg), datamodule.pairs, run_dir / "test_embeddings.pt", pictures, names
     )
-    names = datamodule.splits["train"].class_names
+    callbacks = [*callbacks, *early_stopping(cfg.evaluation)]
     return build_node(
         cfg.trainer,
         "trainer",
@@ -70,7 +71,7 @@ def make_trainer(
             guard,
             best,
             every,
-            ConfigInCheckpoint(cfg, names),
+            ConfigInCheckpoint(cfg, names["train"]),
             *callbacks,
         ],
     )
@@ -80,3 +81,12 @@ def tested_checkpoint(trainer: pl.Trainer, test_on: str) -> str:
     """The checkpoint `evaluation.test_on` names: best.ckpt by the path its own callback kept (asked
     for "best", Lightning would warn that there are two checkpoint callbacks), or "last"."""
     return trainer.checkpoint_callback.best_model_path if test_on == "best" else test_on
+
+
+def early_stopping(evaluation: DictConfig) -> list[Callback]:
+    """The stopping rule besides trainer.max_epochs/max_steps: training stops once
+    `evaluation.patience` validations in a row have not improved `evaluation.monitor`; none
+    when it is null (its range is checked with the config: checks.RULES)."""
+    if evaluation.patience is None:
+        return []
+    return [EarlyStopping(evaluation.monitor, patience=evaluation.patience, mode=evaluation.mode)]

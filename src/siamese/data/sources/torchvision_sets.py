@@ -20,7 +20,15 @@ from siamese.core.errors import MissingFileError, UserError, one_of
 from siamese.data.decode import cache_root
 from siamese.data.images import convert_image
 from siamese.data.imageset import FREE, SPLIT_CODES, ImageSet
-from siamese.data.sources.files import DecodedSource, Entry, Listing
+from siamese.data.sources.files import DecodedSource, Listing
+from siamese.data.sources.omniglot import (
+    EVALUATION,
+    FOLDER,
+    REPOSITORY,
+    SMALL_SETS,
+    fetch_small_sets,
+    omniglot_entries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +47,10 @@ EXPECTED: dict[str, list[str]] = {
     + ["cifar-10-batches-py/test_batch", "cifar-10-batches-py/batches.meta"],
     "CIFAR100": [f"cifar-100-python/{f}" for f in ("train", "test", "meta")],
     "SVHN": ["train_32x32.mat", "test_32x32.mat"],
-    "Omniglot": ["omniglot-py/images_background/", "omniglot-py/images_evaluation/"],
+    "Omniglot": [f"{FOLDER}/images_background/", f"{FOLDER}/{EVALUATION}/"],
+    "OmniglotSmall": [*(f"{FOLDER}/{s}/" for s in SMALL_SETS), f"{FOLDER}/{EVALUATION}/"],
 }
+OMNIGLOT = ("Omniglot", "OmniglotSmall")
 TORCHVISION_NAMES = tuple(EXPECTED)
 
 
@@ -48,7 +58,9 @@ class TorchvisionDataset(DecodedSource):
     """`official_split`: the data set's own test set becomes the test split (a given split) and
     its training set is divided into train/val by data.split_by. None means: True for Omniglot
     (background set for train/val, evaluation set for test: the one-shot protocol), False for the
-    others (train and test sets pooled, then split as usual, by classes or samples)."""
+    others (train and test sets pooled, then split as usual, by classes or samples).
+    `OmniglotSmall` is Omniglot with the two background-small sets (10 alphabets, 8 distinct)
+    in place of the whole background set (30 alphabets)."""
 
     def __init__(
         self,
@@ -65,7 +77,7 @@ class TorchvisionDataset(DecodedSource):
         self.name = one_of("name", name, TORCHVISION_NAMES)
         self.root = Path(root).expanduser() if root else cache_root()
         self.download = download
-        self.official_split = name == "Omniglot" if official_split is None else official_split
+        self.official_split = name in OMNIGLOT if official_split is None else official_split
         self.timeout_s = timeout_s
 
     def missing(self) -> list[Path]:
@@ -77,17 +89,23 @@ class TorchvisionDataset(DecodedSource):
             raise MissingFileError(self._missing_message(missing, "data.download=false"))
         if missing:
             self._fetch()
-        if self.name == "Omniglot":  # image files: decoded and cached like a folder
+        if self.name in OMNIGLOT:  # image files: decoded and cached like a folder
             return super().__call__(channels=channels, image_size=image_size, resize=resize)
         return self._arrays(channels, image_size, resize)
 
     def _missing_message(self, missing: list[Path], why: str) -> str:
         listed = "\n  ".join(str(p) for p in missing)
+        how = f"torchvision.datasets.{self.name}(root={str(self.root)!r}, download=True)"
+        if self.name == "OmniglotSmall":
+            how = (
+                f"unzip {', '.join(f'{REPOSITORY}/{s}.zip' for s in SMALL_SETS)} into "
+                f"{self.root / FOLDER}, and torchvision.datasets.Omniglot(root="
+                f"{str(self.root)!r}, background=False, download=True) for the evaluation set"
+            )
         return (
             f"{self.name} is not in {self.root} ({why}); expected:\n  {listed}\n"
             f"Run with data.download=true where the network is reachable, or copy the files "
-            f"there (e.g. torchvision.datasets.{self.name}(root={str(self.root)!r}, "
-            "download=True) on another machine). data.root or $SIAMESE_CACHE moves the folder."
+            f"there (e.g. {how} on another machine). data.root or $SIAMESE_CACHE moves the folder."
         )
 
     def _fetch(self) -> None:
@@ -95,9 +113,9 @@ class TorchvisionDataset(DecodedSource):
 
         self.root.mkdir(parents=True, exist_ok=True)
         before = _tree(self.root)
-        cls = getattr(tvd, self.name)
+        cls = getattr(tvd, "Omniglot" if self.name in OMNIGLOT else self.name)
         try:
-            _preflight(_first_url(cls), self.timeout_s)
+            preflight(_first_url(cls), self.timeout_s)
         except OSError as err:
             raise DownloadError(
                 self._missing_message(self.missing(), f"the download failed: {err}")
@@ -105,7 +123,10 @@ class TorchvisionDataset(DecodedSource):
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(self.timeout_s)  # a stalled transfer fails in seconds
         try:
-            if self.name == "Omniglot":
+            if self.name == "OmniglotSmall":  # the repository's small archives, then the rest
+                fetch_small_sets(self.root, self.timeout_s)
+                cls(str(self.root), background=False, download=True)
+            elif self.name == "Omniglot":
                 for background in (True, False):
                     cls(str(self.root), background=background, download=True)
             elif self.name == "SVHN":
@@ -171,20 +192,12 @@ class TorchvisionDataset(DecodedSource):
         return out
 
     def listing(self) -> Listing:
-        """Omniglot's files: the background set (train/val) and the evaluation set (test)."""
-        base = self.root / "omniglot-py"
-        entries: list[Entry] = []
-        for folder, code in (
-            ("images_background", FREE),
-            ("images_evaluation", SPLIT_CODES["test"]),
-        ):
-            code = code if self.official_split else FREE
-            for png in sorted((base / folder).glob("*/*/*.png")):
-                label = f"{png.parent.parent.name}/{png.parent.name}"  # alphabet/character
-                entries.append(Entry(png, label, code))
+        """Omniglot's files: the background set(s) (train/val) and the evaluation set (test)."""
+        base = self.root / FOLDER
+        entries = omniglot_entries(base, self.name, self.official_split)
         if not entries:
             raise MissingFileError(self._missing_message(self.missing(), "no PNG files found"))
-        return Listing(entries, base, "omniglot", f"Omniglot in {base}")
+        return Listing(entries, base, self.name.lower(), f"{self.name} in {base}")
 
 
 def _array_and_labels(name: str, ds) -> tuple[np.ndarray, Tensor]:
@@ -210,7 +223,7 @@ def _first_url(cls) -> str:
     return cls.download_url_prefix
 
 
-def _preflight(url: str, timeout_s: float) -> None:
+def preflight(url: str, timeout_s: float) -> None:
     """One connection to the download host, so offline fails in seconds rather than after a
     timeout per file and mirror."""
     from urllib.parse import urlsplit
