@@ -15,8 +15,11 @@ COMMANDS = {
     "train": ("siamese.train", "train a model: Hydra overrides group=option key=value, -m sweeps"),
     "evaluate": ("siamese.evaluate", "re-score a checkpoint, optionally with other data.* keys"),
     "verify": ("siamese.verify", "are two images of the same class?"),
-    "search": ("siamese.search", "the k nearest gallery images of a query image"),
+    "search": ("siamese.search", "the k nearest gallery images of query images"),
+    "index": ("siamese.index", "build or update a gallery's search index"),
+    "serve": ("siamese.serve", "an HTTP service searching an index"),
     "export": ("siamese.export", "a checkpoint as ONNX or TorchScript, checked against it"),
+    "benchmark": ("siamese.benchmark", "a checkpoint's error on the official Omniglot runs"),
     "report": ("siamese.report.__main__", "the table, CSV and plot of a sweep or compare folder"),
     "compare": ("siamese.compare.run", "SPRN vs SDRN with equal tuning budgets on val"),
 }
