@@ -165,7 +165,7 @@ def test_the_glyphs_as_a_png_folder_train_to_the_same_numbers(tmp_path):
     write_glyph_folder(glyphs, tmp_path / "glyphs")
     run_train(tmp_path / "memory")
     folder = [f"data.root={tmp_path / 'glyphs'}", "data.image_size=16", "data.cache=false"]
-    run_train(tmp_path / "folder", "data=folder", *folder, prefix=["debug=fast"])
+    run_train(tmp_path / "folder", "data=folder", "recipe=glyphs", *folder, prefix=["debug=fast"])
     memory, files = read_metrics(tmp_path / "memory"), read_metrics(tmp_path / "folder")
     assert files["choices"]["data"] == "folder"
     assert files["metrics"] == memory["metrics"]

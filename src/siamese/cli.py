@@ -21,7 +21,7 @@ COMMANDS = {
     "export": ("siamese.export", "a checkpoint as ONNX or TorchScript, checked against it"),
     "benchmark": ("siamese.benchmark", "a checkpoint's error on the official Omniglot runs"),
     "report": ("siamese.report.__main__", "the table, CSV and plot of a sweep or compare folder"),
-    "compare": ("siamese.compare.run", "SPRN vs SDRN with equal tuning budgets on val"),
+    "compare": ("siamese.compare.__main__", "SPRN vs SDRN with equal tuning budgets on val"),
 }
 # commands run as `python -m MODULE` in this process's place: Lightning starts the DDP ranks of a
 # run by re-running the command line, which must then name the module, not this dispatcher
