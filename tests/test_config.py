@@ -199,6 +199,8 @@ def test_class_defaults_agree_with_the_yaml_of_every_option(make_config):
             beside = {k: v for k, v in values.items() if k not in DATAMODULE_KEYS}
             nodes.append(values["source"] | beside)
         for values in nodes:
+            if not values["_target_"].startswith("siamese."):  # other libraries' own defaults
+                continue
             params = inspect.signature(get_class(values["_target_"])).parameters
             for key, value in values.items():
                 default = params[key].default if key in params else inspect.Parameter.empty

@@ -55,9 +55,10 @@ class Dashboards:
 class SplitScores(Callback):
     """Scores a split from the embeddings its validation or test loop produced, once per epoch:
     val chooses τ (kept in the module's `threshold` buffer, so every checkpoint carries it), test
-    applies it unchanged (so do the τ of each false-match-rate target). `pairs` are the fixed
-    val/test pairs, handed over at build time; `embeddings_path`, if given, receives the test
-    split's embeddings and labels; `dashboards` draws from the same embeddings."""
+    applies it unchanged (so do the τ of each false-match-rate target). Pairs are scored by the
+    module's learned pair head where its loss has one (loss=koch), else by embedding distance.
+    `pairs` are the fixed val/test pairs, handed over at build time; `embeddings_path`, if given,
+    receives the test split's embeddings and labels; `dashboards` draws from the same embeddings."""
 
     def __init__(
         self,
@@ -87,26 +88,27 @@ class SplitScores(Callback):
             self._collected.clear()
             return
         embeddings, labels = self._take()
-        pairs = self.pairs["val"]
-        metrics = self.scorer(embeddings, labels, pairs)
+        pairs, head = self.pairs["val"], pl_module.pair_scorer()
+        metrics = self.scorer(embeddings, labels, pairs, pair_scorer=head)
         pl_module.threshold.fill_(metrics["threshold"])
         chosen = fmr_thresholds(metrics, self.scorer.fmr_targets)
         pl_module.fmr_thresholds.copy_(torch.tensor([chosen[t] for t in self.scorer.fmr_targets]))
         pl_module.log_dict({f"val/{k}": v for k, v in metrics.items()})
         if (writer := self._writer(trainer)) is not None:
-            d, same = self.scorer.pair_distances(embeddings, labels, pairs)
+            d, same = self.scorer.pair_distances(embeddings, labels, pairs, head)
             self.dashboards.validation(writer, d, same, metrics["threshold"], trainer.global_step)
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         embeddings, labels = self._take()
-        pairs, tau = self.pairs["test"], float(pl_module.threshold)
-        metrics = self.scorer(embeddings, labels, pairs, tau, pl_module.chosen_fmr_thresholds())
+        pairs, tau, head = self.pairs["test"], float(pl_module.threshold), pl_module.pair_scorer()
+        fmr = pl_module.chosen_fmr_thresholds()
+        metrics = self.scorer(embeddings, labels, pairs, tau, fmr, pair_scorer=head)
         pl_module.log_dict({f"test/{k}": v for k, v in metrics.items()})
         if self.embeddings_path is not None and trainer.is_global_zero:
             saved = {"embeddings": embeddings.float().cpu(), "labels": labels.cpu()}
             atomic_torch_save(saved, self.embeddings_path)
         if (writer := self._writer(trainer)) is not None:
-            d, same = self.scorer.pair_distances(embeddings, labels, pairs)
+            d, same = self.scorer.pair_distances(embeddings, labels, pairs, head)
             args = (embeddings.cpu(), labels.cpu(), pairs.cpu(), d.cpu(), same.cpu())
             self.dashboards.test(writer, *args, tau, trainer.global_step)
 
