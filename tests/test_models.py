@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from siamese.models.backbones import MLP, ConvNet, ResNet18, TwoBranch
+from siamese.models.backbones import MLP, ConvNet, Koch, ResNet18, TwoBranch
 from siamese.models.encoder import Encoder
 from siamese.models.normalization import BatchNorm, GroupNorm, LayerNorm, NoNorm
 
@@ -19,6 +19,7 @@ BACKBONES = {
     "mlp": lambda norm: MLP(3 * 16 * 16, (32, 16), ("sigmoid", "tanh"), norm),
     "two_branch": lambda norm: TwoBranch(3, (8, 16), 16, 32, norm),
     "resnet18": lambda norm: ResNet18(3, None, False, norm),
+    "koch": lambda norm: Koch(3, 16, (8, 8, 8, 16), (10, 7, 4, 4), 32, norm),
 }
 NORM_TYPES = {
     "batchnorm": (nn.BatchNorm1d, nn.BatchNorm2d),

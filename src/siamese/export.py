@@ -54,7 +54,7 @@ class NormalizedEncoder(nn.Module):
 
 
 def metadata(module, cfg, fmt: str, class_names: list[str] | None = None) -> dict:
-    threshold = float(module.threshold)
+    threshold, head = float(module.threshold), module.pair_scorer()
     try:
         version = importlib.metadata.version("siamese")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree without installing
@@ -67,6 +67,8 @@ def metadata(module, cfg, fmt: str, class_names: list[str] | None = None) -> dic
         "resize": cfg.data.get("resize", DEFAULT_RESIZE),
         "distance": cfg.embedding.distance,
         "threshold": None if math.isnan(threshold) else threshold,
+        # loss=koch: the head's weights, so that verification compares its 1 − p with τ
+        "pair_head": head.exported() if head is not None else None,
         "embedding_dim": int(cfg.embedding.dim),
         "l2_normalize": bool(cfg.embedding.l2_normalize),
         "class_names": list(class_names) if class_names is not None else None,

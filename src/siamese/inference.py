@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from siamese.core.distances import check_distance, pair_distance
+from siamese.core.distances import check_distance, pair_distance, weighted_l1_logit
 
 SUFFIXES = (".ckpt", ".onnx", ".pt")
 DEFAULT_RESIZE = "stretch"  # load_image's own default: how every run before the option resized
@@ -40,11 +40,17 @@ class Model:
         embedding_dim: int | None = None,
         resize: str = DEFAULT_RESIZE,
         class_names: list[str] | None = None,
+        pair_head: dict | None = None,
     ):
         check_distance(distance)
         self.path, self.image_size, self.channels = path, int(image_size), int(channels)
         self.distance, self.threshold, self.resize = distance, float(threshold), resize
         self.embedding_dim, self.class_names = embedding_dim, class_names
+        self.pair_head = None
+        if pair_head is not None:  # loss=koch: its head's weighted L1, τ on its 1 − p scale
+            if pair_head.get("kind") != "weighted_l1":
+                raise ValueError(f"{path}: unknown pair head {pair_head.get('kind')!r}")
+            self.pair_head = (torch.tensor(pair_head["weight"]), float(pair_head["bias"]))
 
     def embed(self, images: Tensor) -> Tensor:
         """uint8 (N, C, H, W) images → float32 (N, D) embeddings, as the training module embeds."""
@@ -65,7 +71,12 @@ class Model:
         raise NotImplementedError
 
     def distance_between(self, u: Tensor, v: Tensor) -> Tensor:
-        return pair_distance(u, v, self.distance)
+        """What verification compares with τ: the embedding distance, or for a model trained
+        with a pair head (loss=koch) the head's 1 − p(same)."""
+        if self.pair_head is None:
+            return pair_distance(u, v, self.distance)
+        weight, bias = self.pair_head
+        return torch.sigmoid(-weighted_l1_logit(u.float(), v.float(), weight, bias))
 
     def __repr__(self) -> str:
         return (
@@ -79,6 +90,7 @@ class CheckpointModel(Model):
         from siamese.run.restore import load_checkpoint  # Lightning and Hydra: only for a .ckpt
 
         self.module, cfg = load_checkpoint(path, trust)
+        head = self.module.pair_scorer()
         super().__init__(
             path,
             image_size=cfg.data.image_size,
@@ -87,6 +99,7 @@ class CheckpointModel(Model):
             threshold=float(self.module.threshold),
             embedding_dim=cfg.embedding.dim,
             resize=cfg.data.get("resize", DEFAULT_RESIZE),
+            pair_head=head.exported() if head is not None else None,
         )
 
     def _embed(self, images: Tensor) -> Tensor:
@@ -113,6 +126,7 @@ class _ExportedModel(Model):
                 embedding_dim=meta.get("embedding_dim"),
                 resize=meta.get("resize") or DEFAULT_RESIZE,
                 class_names=meta.get("class_names"),
+                pair_head=meta.get("pair_head"),
             )
         except (KeyError, ValueError, TypeError) as err:
             raise ValueError(f"{meta_file} is not the metadata of a siamese export: {err}") from err

@@ -103,6 +103,9 @@ class AugmentationConf(Target):
     crop_ratio: list[float] = MISSING
     hflip: float = MISSING
     rotation: float = MISSING
+    shear: float = MISSING
+    scale: list[float] = MISSING
+    translate: float = MISSING
     brightness: float = MISSING
     contrast: float = MISSING
     saturation: float = MISSING
@@ -144,6 +147,15 @@ class TwoBranchConf(Backbone):
     spatial_widths: list[int] = MISSING
     colour_hidden: int = MISSING
     fused: int = MISSING
+
+
+@dataclass
+class KochConf(Backbone):
+    in_channels: int = MISSING
+    image_size: int = MISSING
+    widths: list[int] = MISSING
+    kernels: list[int] = MISSING
+    features: int = MISSING
 
 
 @dataclass

@@ -25,6 +25,7 @@ from siamese.config.options import (
     CSVConf,
     FolderConf,
     GroupNormConf,
+    KochConf,
     MLPConf,
     PairSamplerConf,
     PKSamplerConf,
@@ -120,6 +121,7 @@ class EvaluationConf:
     one_shot_ways: list[int] = MISSING
     one_shot_trials: int = MISSING
     chunk_size: int | None = MISSING
+    rerank_k: int | None = MISSING
     fmr_targets: list[float] = MISSING
     monitor: str = MISSING
     mode: str = MISSING
@@ -186,6 +188,7 @@ SCHEMAS = {
         "mlp": MLPConf,
         "two_branch": TwoBranchConf,
         "resnet18": ResNet18Conf,
+        "koch": KochConf,
     },
     "normalization": {"normalization": Target, "groupnorm": GroupNormConf},
     "optimizer": {"adam": AdamConf, "adagrad": AdagradConf, "sgd": SGDConf},

@@ -56,3 +56,9 @@ def _distance_matrix(x: Tensor, y: Tensor, kind: Distance, squared: bool) -> Ten
     yn = torch.nn.functional.normalize(y, dim=1)
     d = 1.0 - xn @ yn.T
     return d.pow(2) if squared else d
+
+
+def weighted_l1_logit(u: Tensor, v: Tensor, weight: Tensor, bias: Tensor | float) -> Tensor:
+    """Σ_j w_j |u_j − v_j| + b row-wise for (..., D) tensors: the logit of Koch et al.'s pair
+    head, p(same) = σ(logit); its dissimilarity 1 − p is σ(−logit), exact where p is near 1."""
+    return (u - v).abs() @ weight + bias

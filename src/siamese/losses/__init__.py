@@ -2,6 +2,7 @@
 
 from siamese.losses.base import LossOutput, SiameseLoss
 from siamese.losses.contrastive import ContrastiveLoss
+from siamese.losses.koch import KochLoss
 from siamese.losses.mined import (
     ContrastiveAllPairsLoss,
     TripletBatchAllLoss,
@@ -14,6 +15,7 @@ from siamese.losses.triplet import TripletLoss
 __all__ = [
     "ContrastiveAllPairsLoss",
     "ContrastiveLoss",
+    "KochLoss",
     "LossOutput",
     "SDRNLoss",
     "SiameseLoss",

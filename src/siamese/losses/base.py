@@ -48,6 +48,12 @@ class SiameseLoss(nn.Module):
     def compute(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
 
+    def pair_head(self) -> nn.Module | None:
+        """The head this loss learns to score a pair of embeddings, (u, v) (..., D) → a
+        dissimilarity (...) (small: the same class), which verification uses instead of the
+        embedding distance; None (every loss but koch): pairs are scored by the distance."""
+        return None
+
     def _check_shapes(self, embeddings: Tensor, labels: Tensor) -> None:
         name, size = type(self).__name__, self.tuple_size
         if embeddings.dim() != 3:

@@ -56,10 +56,12 @@ class Dashboards:
 class SplitScores(Callback):
     """Scores a split from the embeddings its validation or test loop produced, once per epoch:
     val chooses τ (kept in the module's `threshold` buffer, so every checkpoint carries it), test
-    applies it unchanged (so do the τ of each false-match-rate target). `pairs` are the fixed
-    val/test pairs, handed over at build time; `embeddings_path`, if given, receives the test
-    split's embeddings and labels; `dashboards` draws from the same embeddings; `class_names`
-    (per split) add the one-shot accuracy within groups of classes where the names have them."""
+    applies it unchanged (so do the τ of each false-match-rate target). Pairs are scored by the
+    module's learned pair head where its loss has one (loss=koch), else by embedding distance.
+    `pairs` are the fixed val/test pairs, handed over at build time; `embeddings_path`, if given,
+    receives the test split's embeddings and labels; `dashboards` draws from the same embeddings;
+    `class_names` (per split) add the one-shot accuracy within groups of classes where the names
+    have them."""
 
     def __init__(
         self,
@@ -90,27 +92,29 @@ class SplitScores(Callback):
             self._collected.clear()
             return
         embeddings, labels = self._take()
-        pairs = self.pairs["val"]
-        metrics = self.scorer(embeddings, labels, pairs, class_names=self.class_names.get("val"))
+        pairs, head = self.pairs["val"], pl_module.pair_scorer()
+        names = self.class_names.get("val")
+        metrics = self.scorer(embeddings, labels, pairs, class_names=names, pair_scorer=head)
         pl_module.threshold.fill_(metrics["threshold"])
         chosen = fmr_thresholds(metrics, self.scorer.fmr_targets)
         pl_module.fmr_thresholds.copy_(torch.tensor([chosen[t] for t in self.scorer.fmr_targets]))
         pl_module.log_dict({f"val/{k}": v for k, v in metrics.items()})
         if (writer := self._writer(trainer)) is not None:
-            d, same = self.scorer.pair_distances(embeddings, labels, pairs)
+            d, same = self.scorer.pair_distances(embeddings, labels, pairs, head)
             self.dashboards.validation(writer, d, same, metrics["threshold"], trainer.global_step)
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         embeddings, labels = self._take()
-        pairs, tau = self.pairs["test"], float(pl_module.threshold)
+        pairs, tau, head = self.pairs["test"], float(pl_module.threshold), pl_module.pair_scorer()
         fmr_taus, names = pl_module.chosen_fmr_thresholds(), self.class_names.get("test")
-        metrics = self.scorer(embeddings, labels, pairs, tau, fmr_taus, self._roles(trainer), names)
+        roles = self._roles(trainer)
+        metrics = self.scorer(embeddings, labels, pairs, tau, fmr_taus, roles, names, head)
         pl_module.log_dict({f"test/{k}": v for k, v in metrics.items()})
         if self.embeddings_path is not None and trainer.is_global_zero:
             saved = {"embeddings": embeddings.float().cpu(), "labels": labels.cpu()}
             atomic_torch_save(saved, self.embeddings_path)
         if (writer := self._writer(trainer)) is not None:
-            d, same = self.scorer.pair_distances(embeddings, labels, pairs)
+            d, same = self.scorer.pair_distances(embeddings, labels, pairs, head)
             args = (embeddings.cpu(), labels.cpu(), pairs.cpu(), d.cpu(), same.cpu())
             self.dashboards.test(writer, *args, tau, trainer.global_step)
 

@@ -1,12 +1,22 @@
 """Retrieval metrics (Musgrave, Belongie, Lim 2020, "A Metric Learning Reality Check")."""
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from siamese.core.distances import Distance, check_distance
 from siamese.metrics.knn import Method, self_neighbours
+
+
+class Reranker(Protocol):
+    """Reorders each query's neighbours: queries (Q,), nearest first (Q, M) → (Q, M); retrieval
+    hands it at least `k` neighbours per query (siamese.metrics.scoring.Rerank)."""
+
+    k: int
+
+    def __call__(self, queries: Tensor, nearest: Tensor) -> Tensor: ...
 
 
 def retrieval_metrics(
@@ -16,6 +26,7 @@ def retrieval_metrics(
     distance: Distance = "euclidean",
     chunk_size: int | None = None,
     method: Method = "auto",
+    rerank: Reranker | None = None,
 ) -> dict[str, float]:
     """{"p_at_1", "recall_at_{k}" for k in ks, "map_at_r"} with every sample used as a query.
 
@@ -37,6 +48,8 @@ def retrieval_metrics(
     Neighbours come from torch.topk; exact ties in distance are broken in its (unspecified but
     repeatable) order, and the two methods round distances differently, so a near tie (within
     float rounding) may break the other way.
+
+    `rerank`, if given, reorders each query's neighbours before they are scored.
     """
     check_distance(distance)
     if embeddings.ndim != 2 or labels.shape != embeddings.shape[:1]:
@@ -51,7 +64,9 @@ def retrieval_metrics(
     if method not in ("auto", "direct", "grouped"):
         raise ValueError(f"method must be auto, direct or grouped, got {method!r}")
     with torch.inference_mode():
-        return _retrieval_metrics(embeddings, labels, tuple(ks), distance, chunk_size, method)
+        return _retrieval_metrics(
+            embeddings, labels, tuple(ks), distance, chunk_size, method, rerank
+        )
 
 
 def _retrieval_metrics(
@@ -61,6 +76,7 @@ def _retrieval_metrics(
     distance: str,
     chunk_size: int | None,
     method: str,
+    rerank: Reranker | None,
 ) -> dict[str, float]:
     x = embeddings.detach()
     if x.dtype != torch.float64:
@@ -78,13 +94,15 @@ def _retrieval_metrics(
     if n_q == 0:
         raise ValueError("no query has another sample of its class: retrieval is undefined")
 
-    k_max = min(max(ks), n - 1)
+    k_max = min(max(*ks, rerank.k if rerank is not None else 0), n - 1)
     blocks = self_neighbours(x, distance, queries, r_queries, k_max, chunk_size, method)
 
     top_ks = sorted(set(ks) | {1})
     hits = torch.zeros(len(top_ks), dtype=torch.long, device=device)
     ap_sum = torch.zeros((), dtype=torch.float64, device=device)
     for q, r_q, nearest_q in blocks:
+        if rerank is not None:
+            nearest_q = rerank(q, nearest_q)
         rel = cls[nearest_q] == cls[q].unsqueeze(1)
         for j, top in enumerate(top_ks):
             hits[j] += rel[:, :top].any(1).sum()

@@ -109,6 +109,84 @@ class TwoBranch(nn.Module):
         return self.fuse(torch.cat([self.spatial(luminance), self.colour(stats)], 1))
 
 
+KOCH_IMAGE_SIZE, KOCH_SIDE = 105, 6  # the paper's input, and the side of its last map
+
+
+def koch_layers(
+    image_size: int, kernels: tuple[int, ...]
+) -> tuple[list[tuple[int, int, bool]], int]:
+    """Per convolution (kernel, padding, pooled after), and the side of the last map: Koch's
+    layout at any image size.
+
+    Kernels are scaled by image_size / 105 (rounded, never below 3 nor above the given kernel);
+    a convolution is valid (no padding, as in the paper) while the map is at least twice its
+    kernel, else padded by kernel // 2 so that the map keeps its side; a 2×2 max-pool follows each
+    but the last while the map is at least 2. At 105 px this is the paper's 10, 7, 4, 4 valid
+    convolutions ending on 6×6; at 64 px 6, 4, 3, 3 ending on 5×5; at 48 px 5, 3, 3, 3 on 4×4;
+    at 28 or 32 px 3, 3, 3, 3 on 2×2; at 16 px 1×1."""
+    scale = min(image_size, KOCH_IMAGE_SIZE) / KOCH_IMAGE_SIZE
+    side, layers = image_size, []
+    for i, kernel in enumerate(kernels):
+        k = min(kernel, max(3, round(kernel * scale)))
+        padding = 0 if side >= 2 * k else k // 2
+        side += 2 * padding - k + 1
+        pool = i < len(kernels) - 1 and side >= 2
+        side = side // 2 if pool else side
+        layers.append((k, padding, pool))
+    return layers, side
+
+
+class Koch(nn.Module):
+    """The convolutional network of Koch, Zemel, Salakhutdinov 2015 ("Siamese Neural Networks for
+    One-shot Image Recognition"): convolutions of `widths` channels (64@10×10, 128@7×7,
+    128@4×4, 256@4×4), each followed by its normalization and a ReLU, a 2×2 max-pool after each
+    but the last; then a fully connected sigmoid layer, the paper's embedding, which this
+    backbone returns (`out_features`). The Encoder then maps it linearly to `embedding.dim`, as
+    for every backbone. Below 105 px the kernels and paddings are scaled as `koch_layers` says,
+    and the sigmoid layer with the last map's area: `features` (4096) units on the paper's 6×6
+    map, features · side² / 36 on a smaller one (455 on the 2×2 map of 28 or 32 px, 1820 on the
+    4×4 of 48 px), so that it keeps the paper's ratio of inputs to units."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        widths: tuple[int, ...],
+        kernels: tuple[int, ...],
+        features: int,
+        normalization: Normalization,
+    ):
+        super().__init__()
+        at_least("in_channels", in_channels, 1)
+        at_least("image_size", image_size, 1)
+        at_least("features", features, 1)
+        if not widths or min(widths) < 1:
+            raise ArgumentError("widths", f"must be at least 1 width, each > 0, got {list(widths)}")
+        if len(kernels) != len(widths) or min(kernels) < 1:
+            raise ArgumentError(
+                "kernels", f"needs one size > 0 per width ({len(widths)}), got {list(kernels)}"
+            )
+        layers, side = koch_layers(image_size, tuple(kernels))
+        units = min(features, max(1, round(features * side**2 / KOCH_SIDE**2)))
+        blocks, cin = [], in_channels
+        for width, (k, padding, pool) in zip(widths, layers, strict=True):
+            conv = nn.Conv2d(cin, width, k, padding=padding, bias=not normalization.replaces_bias)
+            blocks += [conv, normalization.layer2d(width), nn.ReLU()]
+            blocks += [nn.MaxPool2d(2)] if pool else []
+            cin = width
+        self.features = nn.Sequential(
+            *blocks,
+            nn.Flatten(),
+            nn.Linear(cin * side * side, units),
+            normalization.layer1d(units),
+            nn.Sigmoid(),
+        )
+        self.out_features = units
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.features(x)
+
+
 class ResNet18(nn.Module):
     """torchvision's ResNet-18 adapted to small images: a 3×3 stem without the first max-pool.
 

@@ -70,6 +70,11 @@ class SiameseModule(pl.LightningModule):
     def distance(self, u: Tensor, v: Tensor) -> Tensor:
         return pair_distance(u, v, self.distance_kind)
 
+    def pair_scorer(self) -> Callable[[Tensor, Tensor], Tensor] | None:
+        """What scores a verification pair of embeddings: the loss's learned head ((u, v) →
+        1 − p(same), so that d < τ still means same), or None: the embedding distance."""
+        return self.loss.pair_head()
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         images = batch["images"]
         if self.augment is not None:  # training batches only, never val/test

@@ -136,6 +136,7 @@ def build_scorer(cfg: DictConfig) -> Scorer:
             one_shot_ways=tuple(e.one_shot_ways),
             one_shot_trials=e.one_shot_trials,
             chunk_size=e.chunk_size,
+            rerank_k=e.rerank_k,
             seed=cfg.data.split_seed,
             fmr_targets=tuple(e.fmr_targets),
         )

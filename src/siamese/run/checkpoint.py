@@ -152,13 +152,15 @@ AUGMENTATIONS = {
     "strong": {"crop_scale": [0.5, 1.0], "crop_ratio": [3 / 4, 4 / 3], "hflip": 0.5}
     | {"rotation": 15.0, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4},
 }
+# keys added since: their values in runs that predate them (Koch's affine off, no re-ranking)
+AFFINE_OFF = {"shear": 0.0, "scale": [1.0, 1.0], "translate": 0.0}
 FILE_SOURCES = ("ImageFolder", "CSVManifest", "TorchvisionDataset")
 
 
 def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A stored config as today's code reads it: moved classes named where they are now, and
-    the layouts of earlier runs (a normalization name, an augmentation preset, a partial sampler,
-    source keys written twice) in today's form."""
+    """A stored config as today's code reads it: moved classes named where they are now, the
+    layouts of earlier runs (a normalization name, an augmentation preset, a partial sampler,
+    source keys written twice) in today's form, and keys added since at their neutral values."""
     config = copy.deepcopy(config)
     _retarget(config)
     norm = config.get("normalization")
@@ -169,6 +171,10 @@ def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
     if isinstance(augment, dict) and "kind" in augment:
         given = {k: v for k, v in augment.items() if v is not None and k != "kind"}
         config["augmentation"] = AUGMENTATIONS[augment["kind"]] | given
+    if isinstance(config.get("augmentation"), dict):
+        config["augmentation"] = AFFINE_OFF | config["augmentation"]
+    if isinstance(config.get("evaluation"), dict):
+        config["evaluation"].setdefault("rerank_k", None)
     if isinstance(config.get("sampler"), dict):
         config["sampler"].pop("_partial_", None)
     data = config.get("data")
