@@ -8,6 +8,8 @@
 FastAPI on uvicorn (`pip install 'siamese[serve]'`); the routes are in `siamese.gallery.app`.
 It listens on 127.0.0.1 unless `host=` says otherwise; request bodies over `max_mb` get 413."""
 
+import socket
+
 from siamese.gallery.nearest import Searcher
 from siamese.gallery.store import load_index
 from siamese.keyvalue import UsageError, argv, boolean, integers, parse
@@ -42,9 +44,17 @@ def main() -> None:
     except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
     app = create_app(index, model, searcher, numbers["max_mb"] * 2**20)
+    # the socket listens before the line is printed: whoever waits for it can connect at once
+    # (requests queue until the service takes them); a port in use fails here, naming it
+    try:
+        sock = socket.create_server((args["host"], numbers["port"]))
+    except OSError as err:
+        raise SystemExit(
+            f"error: cannot listen on {args['host']}:{numbers['port']}: {err}"
+        ) from None
     print(f"serving {args['index']} ({len(index)} images, {searcher.method}) on "
           f"http://{args['host']}:{numbers['port']}/", flush=True)  # fmt: skip
-    uvicorn.run(app, host=args["host"], port=numbers["port"], log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
 if __name__ == "__main__":
