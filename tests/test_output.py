@@ -119,6 +119,16 @@ def test_the_summary_shows_test_and_val_the_baseline_and_where_things_went():
     assert "runs/x/csv" in text and len(text.splitlines()) <= 14
 
 
+def test_the_summary_shows_one_shot_within_groups_beside_the_plain_one():
+    metrics = {"test/p_at_1": 0.9, "test/p_at_1_untrained": 0.4, "test/threshold": 1.0}
+    metrics |= {"test/one_shot_20way": 0.93, "test/one_shot_20way_within_group": 0.85}
+    metrics |= {"test/one_shot_5way_within_group": 0.96, "val/one_shot_20way_within_group": 0.8}
+    text = summary(metrics, 1.0, "best", Path("runs/x"), {})
+    assert re.search(r"20-way one-shot\s+0\.930", text)
+    assert re.search(r"20-way in group\s+0\.850\s+0\.800", text)
+    assert text.index("5-way in group") < text.index("20-way one-shot")
+
+
 def test_a_split_is_evaluated_in_order_in_exactly_len_batches():
     data = ImageSet(torch.zeros(10, 1, 2, 2, dtype=torch.uint8), torch.arange(10), ["a"] * 10)
     batches = SplitBatches(data, batch_size=4)

@@ -3,6 +3,7 @@ the user gave as its message alone, and a summary table at the end."""
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,18 +82,24 @@ ROWS = (
 )
 
 
+ONE_SHOT = re.compile(r"test/one_shot_(\d+)way(_within_group)?")
+
+
 def summary(
     metrics: dict[str, float], fit_s: float, tested: str, run_dir: Path, places: dict[str, str]
 ) -> str:
     """The table printed at the end of a run: the main test and val metrics of the `tested`
     checkpoint (best or last), the untrained baseline, τ, the fit time, and where the run and its
     loggers wrote."""
-    ways = sorted(
-        int(k.removeprefix("test/one_shot_").removesuffix("way"))
+    shots = sorted(
+        (int(m[1]), bool(m[2]))
         for k in metrics
-        if k.startswith("test/one_shot_")
+        if (m := ONE_SHOT.fullmatch(k))  # one_shot_20way, one_shot_20way_within_group
     )
-    rows = [*ROWS, *((f"one_shot_{n}way", f"{n}-way one-shot") for n in ways)]
+    rows = [*ROWS]
+    for n, within in shots:
+        key = f"one_shot_{n}way" + ("_within_group" if within else "")
+        rows.append((key, f"{n}-way in group" if within else f"{n}-way one-shot"))
     lines = [f"{'':16s}{'test':>8s}{'val':>8s}"]
     for key, label in rows:
         test, val = metrics.get(f"test/{key}"), metrics.get(f"val/{key}")
