@@ -29,6 +29,9 @@ def test_real_data_options_train_the_images_recipe(make_config, data):
     assert cfg.data.image_size == RECIPE.data.image_size
     assert cfg.trainer.max_epochs == RECIPE.trainer.max_epochs
     assert cfg.data.steps_per_epoch is None  # an epoch is a pass over the training images
+    affine = OmegaConf.load(CONF / "augmentation" / "affine.yaml")
+    assert cfg.augmentation.shear == affine.shear and cfg.augmentation.rotation == affine.rotation
+    assert cfg.evaluation.monitor == RECIPE.evaluation.monitor == "val/map_at_r"
 
 
 def test_the_command_line_wins_over_the_recipe(make_config):
@@ -41,6 +44,7 @@ def test_the_command_line_wins_over_the_recipe(make_config):
     assert loss_of(plain) == "TripletLoss"
     assert plain.data.image_size == OmegaConf.load(CONF / "data" / "csv.yaml").image_size
     assert plain.trainer.max_epochs == OmegaConf.load(CONF / "trainer" / "cpu.yaml").max_epochs
+    assert plain.augmentation.shear == 0.0 and plain.evaluation.monitor == "val/p_at_1"
 
 
 @pytest.mark.parametrize(("experiment", "loss"), [("sprn", "TripletLoss"), ("sdrn", "SDRNLoss")])
