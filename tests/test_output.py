@@ -64,6 +64,11 @@ def test_quiet_holds_back_the_noise_and_nothing_else(recwarn):
         FutureWarning("`isinstance(treespec, LeafSpec)` is deprecated, use TreeSpec.is_leaf()"),
         UserWarning("The 'val_dataloader' does not have many workers which may be a bottleneck."),
         UserWarning("Checkpoint directory /r/checkpoints exists and is not empty."),
+        UserWarning(
+            "The number of training batches (23) is smaller than the logging interval "
+            "Trainer(log_every_n_steps=50). Set a lower value for log_every_n_steps if you want "
+            "to see logs for the training epoch."
+        ),
     ]
     with quiet(ignore_warnings=False):
         for w in noise:

@@ -23,6 +23,9 @@ NOISE_WARNINGS = (
     (UserWarning, r"The '\w+_dataloader' does not have many workers"),
     # a resumed run writes its checkpoints where they were, under the same names, by design
     (UserWarning, r"Checkpoint directory .* exists and is not empty"),
+    # an epoch (a pass) of a small set is shorter than log_every_n_steps; Lightning counts the
+    # logging interval over all steps, so train/loss is still logged every n steps
+    (UserWarning, r"The number of training batches \(\d+\) is smaller than the logging interval"),
 )
 # logger: start of message; what Lightning logs on every run that is no news to a user
 NOISE_LOGS = {
